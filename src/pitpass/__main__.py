@@ -1,0 +1,3 @@
+from pitpass.cli import main
+
+main()

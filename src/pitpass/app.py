@@ -1,0 +1,150 @@
+"""create_app(): the ASGI application, its routers and middleware."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException
+
+from pitpass import __version__
+from pitpass.config import Settings, load_settings
+from pitpass.db.migrate import is_up_to_date
+from pitpass.middleware import RequestContextMiddleware
+from pitpass.services import keys
+from pitpass.services.context import AppContext
+from pitpass.web import account, console, signin
+from pitpass.web.common import CsrfRejected, SignInRequired, StaffOnly, render, signin_url
+
+log = logging.getLogger("pitpass.app")
+
+MAIL_RETRY_SECONDS = 60
+
+
+async def _retry_mail_forever(context: AppContext) -> None:
+    while True:
+        await asyncio.sleep(MAIL_RETRY_SECONDS)
+        try:
+            pending = await anyio.to_thread.run_sync(
+                context.mailer.due_for_retry, context.session_factory
+            )
+            await context.mailer.deliver(context.session_factory, pending)
+        except SQLAlchemyError:
+            log.exception("mail retry pass failed")
+
+
+def _check_ready_to_serve(context: AppContext) -> None:
+    if not is_up_to_date(context.engine):
+        raise SystemExit("pitpass: the database schema is not up to date; run `pitpass db upgrade`")
+    with context.session() as db:
+        keys.ensure_active_key(db, context.keyring)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    context = AppContext.from_settings(settings or load_settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(_check_ready_to_serve, context)
+        retry = asyncio.create_task(_retry_mail_forever(context))
+        try:
+            yield
+        finally:
+            retry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retry
+            context.close()
+
+    app = FastAPI(
+        title=f"{context.settings.profile.service_name} API",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.context = context
+    app.add_middleware(RequestContextMiddleware, hsts=context.settings.uses_https)
+    app.mount(
+        "/static", StaticFiles(directory=str(Path(__file__).parent / "web" / "static")), "static"
+    )
+    for router in (signin.router, account.router, console.router):
+        app.include_router(router, include_in_schema=False)
+    _add_health_routes(app, context)
+    _add_error_pages(app)
+    return app
+
+
+def _add_health_routes(app: FastAPI, context: AppContext) -> None:
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> JSONResponse:
+        """The database answers."""
+        try:
+            with context.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except SQLAlchemyError as error:
+            log.warning("readiness check failed", extra={"error": type(error).__name__})
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+
+def _add_error_pages(app: FastAPI) -> None:
+    @app.exception_handler(CsrfRejected)
+    def csrf_rejected(request: Request, _error: CsrfRejected) -> Response:
+        return render(
+            request,
+            "error.html",
+            {
+                "title": "This form could not be accepted",
+                "detail": "The form had expired or did not come from this site, so nothing "
+                "was changed. Go back, reload the page and try again.",
+            },
+            status_code=403,
+        )
+
+    @app.exception_handler(SignInRequired)
+    def sign_in_required(_request: Request, error: SignInRequired) -> Response:
+        return RedirectResponse(signin_url(error.next_path), status_code=303)
+
+    @app.exception_handler(StaffOnly)
+    def staff_only(request: Request, _error: StaffOnly) -> Response:
+        return render(
+            request,
+            "error.html",
+            {"title": "Staff only", "detail": "This page is for staff. Your account is not."},
+            status_code=403,
+        )
+
+    @app.exception_handler(HTTPException)
+    def http_error(request: Request, error: HTTPException) -> Response:
+        titles = {404: "Page not found", 405: "Method not allowed"}
+        return render(
+            request,
+            "error.html",
+            {"title": titles.get(error.status_code, "Request refused"), "detail": error.detail},
+            status_code=error.status_code,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    def bad_request(request: Request, error: RequestValidationError) -> Response:
+        return render(
+            request,
+            "error.html",
+            {"title": "Bad request", "detail": "The request was malformed; nothing was changed."},
+            status_code=400,
+        )

@@ -1,0 +1,274 @@
+"""The `pitpass` command. Bad input: one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import secrets
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from pitpass.config import ConfigError, Settings, load_settings
+from pitpass.db import migrate
+from pitpass.db.models import Member
+from pitpass.services import keys as keys_service
+from pitpass.services import members as members_service
+from pitpass.services.context import AppContext
+from pitpass.services.members import MemberError, NewMember
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Pitpass authorization service")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema")
+members_app = typer.Typer(no_args_is_help=True, help="Member accounts")
+keys_app = typer.Typer(no_args_is_help=True, help="Token signing keys")
+app.add_typer(db_app, name="db")
+app.add_typer(members_app, name="members")
+app.add_typer(keys_app, name="keys")
+
+out = Console()
+BOOTSTRAP_STAFF_EMAIL = "staff@pitpass.test"
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts")]
+
+
+def fail(message: str) -> typer.Exit:
+    typer.echo(f"pitpass: {message}", err=True)
+    return typer.Exit(2)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as error:
+        raise fail(str(error)) from None
+
+
+@contextmanager
+def _context() -> Iterator[AppContext]:
+    context = AppContext.from_settings(_settings())
+    try:
+        yield context
+    except (OperationalError, ProgrammingError) as error:
+        raise fail(
+            f"the database refused the operation ({type(error.orig).__name__}); "
+            "is it reachable and upgraded (`pitpass db upgrade`)?"
+        ) from None
+    finally:
+        context.close()
+
+
+def _actor_label() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, default=str))
+
+
+# ----- serve and schema --------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes")] = 1,
+) -> None:
+    """Run the service."""
+    import uvicorn
+
+    from pitpass.logs import configure_logging
+
+    settings = _settings()
+    with _context() as context:
+        if not migrate.is_up_to_date(context.engine):
+            raise fail("the database schema is not up to date; run `pitpass db upgrade` first")
+    if workers > 1 and not settings.redis_url:
+        typer.echo(
+            "pitpass: warning: several workers without PITPASS_REDIS_URL keep separate "
+            "rate-limit counters",
+            err=True,
+        )
+    base = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+    typer.echo(f"{settings.profile.service_name} is starting at {base}/ (sign in at {base}/signin)")
+    configure_logging()
+    uvicorn.run(
+        "pitpass.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_config=None,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        server_header=False,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+    with _context() as context:
+        migrate.upgrade(context.engine)
+    typer.echo("database schema is up to date")
+
+
+@app.command()
+def setup() -> None:
+    """Upgrade the schema; on an empty database create a staff account and print its password."""
+    with _context() as context:
+        migrate.upgrade(context.engine)
+        with context.session() as db:
+            keys_service.ensure_active_key(db, context.keyring)
+            if db.scalar(select(func.count()).select_from(Member)):
+                typer.echo("database ready; sign in with an existing account")
+                return
+            password = secrets.token_urlsafe(15)
+            members_service.create_member(
+                db,
+                NewMember(
+                    email=BOOTSTRAP_STAFF_EMAIL,
+                    display_name="Pitpass staff",
+                    password=password,
+                    is_staff=True,
+                ),
+                actor_label="setup",
+            )
+    typer.echo("Created the first staff account (shown once, write it down):")
+    typer.echo(f"  email:    {BOOTSTRAP_STAFF_EMAIL}")
+    typer.echo(f"  password: {password}")
+    typer.echo("Without SMTP, the sign-in code is printed in the service log and in /console/mail.")
+
+
+# ----- members -------------------------------------------------------------------
+
+
+def _read_password() -> str:
+    """From a hidden prompt on a terminal, else the first line of stdin; never from argv."""
+    if sys.stdin.isatty():
+        return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+    line = sys.stdin.readline()
+    if not line:
+        raise fail("no password given on stdin")
+    return line.rstrip("\r\n")
+
+
+@members_app.command("create")
+def members_create(
+    email: Annotated[str, typer.Option(help="Email address (sign-in name)")],
+    name: Annotated[str, typer.Option(help="Display name")],
+    staff: Annotated[bool, typer.Option("--staff", help="Give the staff role")] = False,
+    customer_id: Annotated[int | None, typer.Option(help="Customer id (default: next)")] = None,
+    group_id: Annotated[list[int] | None, typer.Option(help="Group id (repeatable)")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a member; the password is read from a prompt or stdin."""
+    password = _read_password()
+    with _context() as context, context.session() as db:
+        try:
+            member = members_service.create_member(
+                db,
+                NewMember(
+                    email=email,
+                    display_name=name,
+                    password=password,
+                    is_staff=staff,
+                    customer_id=customer_id,
+                    group_ids=group_id or [],
+                ),
+                actor_label=_actor_label(),
+            )
+        except MemberError as error:
+            option = {"display_name": "name", "group_ids": "group-id"}.get(error.field, error.field)
+            raise fail(f"--{option.replace('_', '-')}: {error.message}") from None
+        summary = _member_summary(member)
+    if as_json:
+        _print_json(summary)
+    else:
+        typer.echo(f"created member {summary['email']} with customer id {summary['customer_id']}")
+
+
+def _member_summary(member: Member) -> dict[str, Any]:
+    return {
+        "customer_id": member.customer_id,
+        "email": member.email,
+        "display_name": member.display_name,
+        "group_ids": member.group_ids,
+        "staff": member.is_staff,
+        "disabled": member.is_disabled,
+        "created_at": member.created_at.isoformat(),
+    }
+
+
+@members_app.command("list")
+def members_list(
+    as_json: JsonOption = False,
+) -> None:
+    """List members."""
+    with _context() as context, context.session() as db:
+        rows = [_member_summary(m) for m in db.scalars(select(Member).order_by(Member.id))]
+    if as_json:
+        _print_json(rows)
+        return
+    _print_table("Members", ["customer_id", "email", "display_name", "staff", "disabled"], rows)
+
+
+def _print_table(title: str, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row[column]) for column in columns))
+    out.print(table)
+
+
+# ----- keys --------------------------------------------------------------------------
+
+
+def _key_summary(record: Any) -> dict[str, Any]:
+    return {
+        "kid": record.kid,
+        "algorithm": record.algorithm,
+        "status": "retired" if record.retired_at else "active",
+        "created_at": record.created_at.isoformat(),
+        "retired_at": record.retired_at.isoformat() if record.retired_at else None,
+    }
+
+
+@keys_app.command("list")
+def keys_list(as_json: JsonOption = False) -> None:
+    """List signing keys, newest first."""
+    with _context() as context, context.session() as db:
+        rows = [_key_summary(record) for record in keys_service.all_keys(db)]
+    if as_json:
+        _print_json(rows)
+        return
+    _print_table("Signing keys", ["kid", "algorithm", "status", "created_at", "retired_at"], rows)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    as_json: JsonOption = False,
+) -> None:
+    """Make a new signing key; older keys stay published until their tokens expire."""
+    with _context() as context, context.session() as db:
+        new, retired = keys_service.rotate(db, context.keyring, _actor_label())
+        summary = _key_summary(new) | {"retired": retired}
+    if as_json:
+        _print_json(summary)
+    else:
+        typer.echo(f"new signing key {summary['kid']}; retired: {', '.join(retired) or 'none'}")
+
+
+def main() -> None:
+    app()

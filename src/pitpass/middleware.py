@@ -1,0 +1,103 @@
+"""Plain ASGI middleware (cheap on the hot path): request ids, security headers, access log."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pitpass.logs import request_id_var
+
+access_log = logging.getLogger("pitpass.access")
+
+# An incoming id is echoed only when it is short and harmless in logs and headers.
+SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+# Pages never load anything from elsewhere and may never be framed
+# (clickjacking on sign-in and consent: `frame-ancestors 'none'`).
+PAGE_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
+        self.app = app
+        self.hsts = hsts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = ""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                incoming = value.decode("latin-1")
+                break
+        request_id = incoming if SANE_REQUEST_ID.fullmatch(incoming) else str(uuid.uuid4())
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        status_started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status, status_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                status_started = True
+                headers = MutableHeaders(scope=message)
+                headers["x-request-id"] = request_id
+                headers.setdefault("x-content-type-options", "nosniff")
+                headers.setdefault("referrer-policy", "no-referrer")
+                if headers.get("content-type", "").startswith("text/html"):
+                    headers.setdefault("content-security-policy", PAGE_CSP)
+                    headers.setdefault("x-frame-options", "DENY")
+                    headers.setdefault("cache-control", "no-store")
+                if self.hsts:
+                    headers.setdefault("strict-transport-security", "max-age=31536000")
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            # Never a stack trace to the client: log it, answer 500 with the id to quote.
+            access_log.exception("unhandled error")
+            if status_started:
+                raise
+            await _send_server_error(send_with_headers, request_id)
+        finally:
+            # The path only: query strings may carry codes and tokens.
+            access_log.info(
+                "request",
+                extra={
+                    "method": scope.get("method"),
+                    "path": scope.get("path"),
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+            request_id_var.reset(token)
+
+
+async def _send_server_error(send: Send, request_id: str) -> None:
+    body = (
+        "<!doctype html><title>Something went wrong</title><h1>Something went wrong</h1>"
+        f"<p>The error was logged. Quote this request id when reporting it: {request_id}</p>"
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 500,
+            "headers": [
+                (b"content-type", b"text/html; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

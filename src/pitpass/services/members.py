@@ -1,0 +1,165 @@
+"""Member accounts (PRODUCT.md §2).
+
+Passwords are stored as argon2id of the *masked* password,
+`mask_secret(password, email)` (PRODUCT.md §4), so one record serves web
+sign-in and, later, the `password_limited` grant whose clients send the
+masked form.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from pitpass.core.masking import mask_secret, normalise_identifier
+from pitpass.core.passwords import password_problem
+from pitpass.db.models import Member
+from pitpass.services import audit
+
+FIRST_CUSTOMER_ID = 100001
+EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+MAX_EMAIL_LENGTH = 320
+MAX_NAME_LENGTH = 100
+
+_hasher = PasswordHasher()  # argon2id with the library's RFC 9106 defaults
+# Verified against when the email is unknown, so both failures cost the same time.
+_UNKNOWN_MEMBER_HASH = _hasher.hash(mask_secret("not a password", "nobody@pitpass.invalid"))
+
+
+class MemberError(ValueError):
+    """Bad input for a member; `field` names the form field it belongs beside."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def normalise_email(email: str) -> str:
+    return normalise_identifier(email)
+
+
+def email_problem(email: str) -> str | None:
+    if not email:
+        return "Enter your email address."
+    if len(email) > MAX_EMAIL_LENGTH or not EMAIL_PATTERN.fullmatch(email):
+        return "Enter an email address like name@example.com."
+    return None
+
+
+def hash_masked_password(masked_password: str) -> str:
+    return _hasher.hash(masked_password)
+
+
+def verify_masked_password(member: Member | None, masked_password: str) -> bool:
+    """Constant work whether or not the member exists (argon2 either way)."""
+    try:
+        return (
+            _hasher.verify(
+                member.password_hash if member else _UNKNOWN_MEMBER_HASH, masked_password
+            )
+            and member is not None
+        )
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def verify_password(member: Member | None, email: str, password: str) -> bool:
+    return verify_masked_password(member, mask_secret(password, email))
+
+
+def find_by_email(db: Session, email: str) -> Member | None:
+    return db.scalar(select(Member).where(Member.email == normalise_email(email)))
+
+
+def _next_customer_id(db: Session) -> int:
+    highest = db.scalar(select(func.max(Member.customer_id)))
+    return max(FIRST_CUSTOMER_ID, (highest or 0) + 1)
+
+
+@dataclass(frozen=True)
+class NewMember:
+    email: str
+    display_name: str
+    password: str
+    is_staff: bool = False
+    customer_id: int | None = None
+    group_ids: Sequence[int] = ()
+
+
+def validate_new_member(db: Session, new: NewMember) -> list[MemberError]:
+    """Every problem at once, each tied to its field."""
+    problems: list[MemberError] = []
+    email = normalise_email(new.email)
+    name = new.display_name.strip()
+    if message := email_problem(email):
+        problems.append(MemberError("email", message))
+    elif find_by_email(db, email) is not None:
+        problems.append(
+            MemberError("email", "An account with this email already exists. Sign in instead.")
+        )
+    if not name:
+        problems.append(MemberError("display_name", "Enter the name other people will see."))
+    elif len(name) > MAX_NAME_LENGTH:
+        problems.append(MemberError("display_name", f"Use at most {MAX_NAME_LENGTH} characters."))
+    if message := password_problem(new.password, email, name):
+        problems.append(MemberError("password", message))
+    if new.customer_id is not None:
+        if new.customer_id <= 0:
+            problems.append(MemberError("customer_id", "A customer id is a positive number."))
+        elif db.scalar(select(Member.id).where(Member.customer_id == new.customer_id)):
+            problems.append(
+                MemberError("customer_id", f"Customer id {new.customer_id} is already taken.")
+            )
+    if any(group_id <= 0 for group_id in new.group_ids):
+        problems.append(MemberError("group_ids", "Group ids are positive numbers."))
+    return problems
+
+
+def create_member(
+    db: Session,
+    new: NewMember,
+    *,
+    actor: Member | None = None,
+    actor_label: str | None = None,
+    ip: str | None = None,
+) -> Member:
+    """Create a member or raise the first MemberError (see `validate_new_member` for all)."""
+    problems = validate_new_member(db, new)
+    if problems:
+        raise problems[0]
+    email = normalise_email(new.email)
+    member = Member(
+        email=email,
+        display_name=new.display_name.strip(),
+        customer_id=new.customer_id or _next_customer_id(db),
+        group_ids=list(new.group_ids),
+        is_staff=new.is_staff,
+        password_hash=hash_masked_password(mask_secret(new.password, email)),
+    )
+    try:
+        with db.begin_nested():
+            db.add(member)
+            db.flush()
+    except IntegrityError:
+        # Two sign-ups raced for the same email or customer id.
+        raise MemberError("email", "An account with this email already exists.") from None
+    audit.record(
+        db,
+        "member.created",
+        # Self sign-up when nobody else acts.
+        actor=actor if (actor or actor_label) else member,
+        actor_label=actor_label,
+        target_type="member",
+        target_id=member.customer_id,
+        ip=ip,
+        details={"staff": new.is_staff},
+    )
+    return member

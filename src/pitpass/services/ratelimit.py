@@ -1,0 +1,63 @@
+"""Throttles built on `limits`: memory storage by default, Redis when configured.
+
+Counters live in Redis when PITPASS_REDIS_URL is set, so every instance sees
+the same counts (PRODUCT.md §6).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage, RedisStorage, Storage
+from limits.strategies import MovingWindowRateLimiter
+
+from pitpass.config import Settings
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """Counts failures under one name; `retry_after` says when trying is allowed again."""
+
+    name: str
+    limit: RateLimitItem
+    limiter: MovingWindowRateLimiter
+
+    def retry_after(self, key: str) -> int | None:
+        """Seconds to wait before the next attempt, or None when attempts are allowed."""
+        if self.limiter.test(self.limit, self.name, key):
+            return None
+        reset_at = self.limiter.get_window_stats(self.limit, self.name, key).reset_time
+        return max(1, math.ceil(reset_at - time.time()))
+
+    def count_failure(self, key: str) -> None:
+        self.limiter.hit(self.limit, self.name, key)
+
+    def clear(self, key: str) -> None:
+        self.limiter.clear(self.limit, self.name, key)
+
+
+def make_storage(redis_url: str | None, key_prefix: str) -> Storage:
+    if redis_url:
+        return RedisStorage(redis_url, key_prefix=key_prefix)
+    return MemoryStorage()
+
+
+@dataclass(frozen=True)
+class Throttles:
+    signin_account: Throttle
+    signin_ip: Throttle
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Throttles:
+        limiter = MovingWindowRateLimiter(
+            make_storage(settings.redis_url, settings.redis_key_prefix)
+        )
+        return cls(
+            signin_account=Throttle(
+                "signin-account", parse(settings.signin_failures_per_account), limiter
+            ),
+            signin_ip=Throttle("signin-ip", parse(settings.signin_failures_per_ip), limiter),
+        )

@@ -1,0 +1,335 @@
+"""Web sign-in: password, then an emailed 6-digit code unless the browser is remembered.
+
+No HTTP here: the web layer hands in what the browser sent and gets back
+members, raw tokens for cookies, or a `SignInRefused` with the words to show.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from pitpass.db.models import Member, RememberedBrowser, SignInChallenge, WebSession, utcnow
+from pitpass.services import audit
+from pitpass.services.context import AppContext
+from pitpass.services.crypto import constant_time_equals, new_token
+from pitpass.services.members import find_by_email, normalise_email, verify_password
+from pitpass.services.ratelimit import Throttle
+
+CODE_DIGITS = 6
+BAD_CREDENTIALS = "Email or password is incorrect."
+
+
+@dataclass(frozen=True)
+class Client:
+    """Where a request came from, as far as the audit log and the throttles care."""
+
+    ip: str | None
+    user_agent: str | None = None
+
+
+class SignInRefused(Exception):
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+def _wait_words(seconds: int) -> str:
+    if seconds < 90:
+        return f"{seconds} seconds"
+    return f"{round(seconds / 60)} minutes"
+
+
+def _refuse_if_throttled(
+    ctx: AppContext, db: Session, checks: list[tuple[Throttle, str]], attempted: str, client: Client
+) -> None:
+    waits = [wait for throttle, key in checks if (wait := throttle.retry_after(key)) is not None]
+    if not waits:
+        return
+    wait = max(waits)
+    audit.record(
+        db, "signin.throttled", actor_label=attempted, ip=client.ip, details={"retry_after": wait}
+    )
+    raise SignInRefused(
+        f"Too many failed sign-in attempts. Try again in {_wait_words(wait)}.", retry_after=wait
+    )
+
+
+def check_credentials(
+    ctx: AppContext, db: Session, email: str, password: str, client: Client
+) -> Member:
+    """The password step. Unknown email and wrong password read the same (no account probing)."""
+    attempted = normalise_email(email)[:320]
+    checks = [
+        (ctx.throttles.signin_account, attempted),
+        (ctx.throttles.signin_ip, client.ip or "unknown"),
+    ]
+    _refuse_if_throttled(ctx, db, checks, attempted, client)
+    if not attempted or not password:
+        raise SignInRefused("Enter your email and password.")
+    member = find_by_email(db, attempted)
+    if not verify_password(member, attempted, password) or member is None:
+        for throttle, key in checks:
+            throttle.count_failure(key)
+        audit.record(db, "signin.failed", actor_label=attempted, ip=client.ip)
+        raise SignInRefused(BAD_CREDENTIALS)
+    if member.is_disabled:
+        audit.record(db, "signin.refused_disabled", actor=member, ip=client.ip)
+        raise SignInRefused("This account is disabled. Contact the operator of this service.")
+    return member
+
+
+# ----- the emailed code -------------------------------------------------------
+
+
+def _code_hash(ctx: AppContext, challenge_token: str, code: str) -> str:
+    # Bound to its challenge so one code cannot be tried against another challenge.
+    return ctx.keyring.token_hash(f"signin-code:{challenge_token}:{code}")
+
+
+def start_challenge(
+    ctx: AppContext,
+    db: Session,
+    member: Member,
+    next_path: str,
+    client: Client,
+    *,
+    remembered_browser_rejected: bool = False,
+) -> tuple[str, int]:
+    """Email a fresh code; return the raw challenge token (for a cookie) and the mail id."""
+    token = new_token()
+    code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+    minutes = ctx.settings.signin_code_minutes
+    db.add(
+        SignInChallenge(
+            token_hash=ctx.keyring.token_hash(token),
+            member_id=member.id,
+            code_hash=_code_hash(ctx, token, code),
+            next_path=next_path,
+            remembered_browser_rejected=remembered_browser_rejected,
+            expires_at=utcnow() + timedelta(minutes=minutes),
+            ip=client.ip,
+        )
+    )
+    service = ctx.settings.profile.service_name
+    mail = ctx.mailer.enqueue(
+        db,
+        member.email,
+        f"Your {service} sign-in code",
+        f"Hello {member.display_name},\n\n"
+        f"Your {service} sign-in code is {code}\n\n"
+        f"It works once, for {minutes} minutes. If you did not try to sign in, "
+        "someone knows your password: change it.\n",
+        kind="signin_code",
+    )
+    audit.record(db, "signin.code_sent", actor=member, ip=client.ip)
+    return token, mail.id
+
+
+def pending_challenge(ctx: AppContext, db: Session, token: str | None) -> SignInChallenge | None:
+    if not token:
+        return None
+    return db.scalar(
+        select(SignInChallenge).where(SignInChallenge.token_hash == ctx.keyring.token_hash(token))
+    )
+
+
+def normalise_code(typed: str) -> str | None:
+    digits = "".join(typed.split()).replace("-", "")
+    return digits if len(digits) == CODE_DIGITS and digits.isascii() and digits.isdigit() else None
+
+
+class CodeOutcome(enum.Enum):
+    ACCEPTED = "accepted"
+    MALFORMED = "malformed"
+    WRONG = "wrong"
+    EXPIRED = "expired"
+    USED = "used"
+    LOCKED = "locked"
+    UNKNOWN = "unknown"
+
+
+CODE_MESSAGES = {
+    CodeOutcome.MALFORMED: "Enter the 6-digit code from the email.",
+    CodeOutcome.EXPIRED: "This code has expired. Sign in again to get a new one.",
+    CodeOutcome.USED: "This code was already used. Sign in again to get a new one.",
+    CodeOutcome.LOCKED: "Too many wrong codes. Sign in again to get a new one.",
+    CodeOutcome.UNKNOWN: "This sign-in is no longer pending. Sign in again.",
+}
+
+
+@dataclass(frozen=True)
+class CodeCheck:
+    outcome: CodeOutcome
+    challenge: SignInChallenge | None = None
+    attempts_left: int = 0
+
+    @property
+    def message(self) -> str:
+        if self.outcome is CodeOutcome.WRONG:
+            left = self.attempts_left
+            return f"That code is not right. {left} {'try' if left == 1 else 'tries'} left."
+        return CODE_MESSAGES.get(self.outcome, "")
+
+
+def check_code(ctx: AppContext, db: Session, token: str | None, typed: str) -> CodeCheck:
+    """Accept a code at most once: the final step is one conditional UPDATE."""
+    challenge = pending_challenge(ctx, db, token)
+    if challenge is None or token is None:
+        return CodeCheck(CodeOutcome.UNKNOWN)
+    max_attempts = ctx.settings.signin_code_attempts
+    now = utcnow()
+    if challenge.consumed_at is not None:
+        return CodeCheck(CodeOutcome.USED, challenge)
+    if challenge.expires_at <= now:
+        return CodeCheck(CodeOutcome.EXPIRED, challenge)
+    if challenge.failed_attempts >= max_attempts:
+        return CodeCheck(CodeOutcome.LOCKED, challenge)
+    code = normalise_code(typed)
+    if code is None:
+        return CodeCheck(CodeOutcome.MALFORMED, challenge, max_attempts - challenge.failed_attempts)
+    if not constant_time_equals(_code_hash(ctx, token, code), challenge.code_hash):
+        db.execute(
+            update(SignInChallenge)
+            .where(SignInChallenge.id == challenge.id)
+            .values(failed_attempts=SignInChallenge.failed_attempts + 1)
+        )
+        db.refresh(challenge)
+        left = max_attempts - challenge.failed_attempts
+        outcome = CodeOutcome.WRONG if left > 0 else CodeOutcome.LOCKED
+        return CodeCheck(outcome, challenge, left)
+    consumed = db.execute(
+        update(SignInChallenge)
+        .where(
+            SignInChallenge.id == challenge.id,
+            SignInChallenge.consumed_at.is_(None),
+            SignInChallenge.failed_attempts < max_attempts,
+            SignInChallenge.expires_at > now,
+        )
+        .values(consumed_at=now)
+    )
+    if consumed.rowcount != 1:  # type: ignore[attr-defined]
+        return CodeCheck(CodeOutcome.USED, challenge)
+    return CodeCheck(CodeOutcome.ACCEPTED, challenge)
+
+
+# ----- signed-in browsers -----------------------------------------------------
+
+
+def open_web_session(ctx: AppContext, db: Session, member: Member, client: Client) -> str:
+    """Sign the browser in; return the raw session token for its cookie."""
+    token = new_token()
+    db.add(
+        WebSession(
+            token_hash=ctx.keyring.token_hash(token),
+            member_id=member.id,
+            expires_at=utcnow() + timedelta(hours=ctx.settings.web_session_hours),
+            ip=client.ip,
+            user_agent=(client.user_agent or "")[:512] or None,
+        )
+    )
+    if member.email_verified_at is None:
+        member.email_verified_at = utcnow()  # a code sent to that address came back
+    ctx.throttles.signin_account.clear(member.email)
+    audit.record(db, "signin.succeeded", actor=member, ip=client.ip)
+    return token
+
+
+def signed_in_member(ctx: AppContext, db: Session, token: str | None) -> Member | None:
+    if not token:
+        return None
+    return db.scalar(
+        select(Member)
+        .join(WebSession, WebSession.member_id == Member.id)
+        .where(
+            WebSession.token_hash == ctx.keyring.token_hash(token),
+            WebSession.revoked_at.is_(None),
+            WebSession.expires_at > utcnow(),
+            Member.is_disabled.is_(False),
+        )
+    )
+
+
+def close_web_session(ctx: AppContext, db: Session, token: str | None, client: Client) -> None:
+    if not token:
+        return
+    session = db.scalar(
+        select(WebSession).where(WebSession.token_hash == ctx.keyring.token_hash(token))
+    )
+    if session is None or session.revoked_at is not None:
+        return
+    session.revoked_at = utcnow()
+    audit.record(db, "signout", actor=db.get(Member, session.member_id), ip=client.ip)
+
+
+# ----- remembered browsers ----------------------------------------------------
+
+
+class BrowserMemory(enum.Enum):
+    REMEMBERED = "remembered"
+    NOT_REMEMBERED = "not_remembered"
+    INVALID = "invalid"  # tampered, expired, revoked: say so and ask for the code
+
+
+def _remember_serializer(ctx: AppContext) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(ctx.keyring.cookie_signing_key, salt="remember-browser")
+
+
+def remember_browser(ctx: AppContext, db: Session, member: Member) -> str:
+    """Record a remembered browser; return the signed cookie value."""
+    token = new_token()
+    days = ctx.settings.remember_browser_days
+    db.add(
+        RememberedBrowser(
+            token_hash=ctx.keyring.token_hash(token),
+            member_id=member.id,
+            expires_at=utcnow() + timedelta(days=days),
+        )
+    )
+    return _remember_serializer(ctx).dumps({"m": member.id, "t": token})
+
+
+def _remembered_record(
+    ctx: AppContext, db: Session, cookie: str | None
+) -> tuple[BrowserMemory, RememberedBrowser | None, int | None]:
+    if not cookie:
+        return BrowserMemory.NOT_REMEMBERED, None, None
+    max_age = ctx.settings.remember_browser_days * 86400
+    try:
+        payload = _remember_serializer(ctx).loads(cookie, max_age=max_age)
+        member_id, token = int(payload["m"]), str(payload["t"])
+    except (BadSignature, KeyError, TypeError, ValueError):
+        return BrowserMemory.INVALID, None, None
+    record = db.scalar(
+        select(RememberedBrowser).where(
+            RememberedBrowser.token_hash == ctx.keyring.token_hash(token)
+        )
+    )
+    if record is None or record.member_id != member_id:
+        return BrowserMemory.INVALID, None, member_id
+    if record.revoked_at is not None or record.expires_at <= utcnow():
+        return BrowserMemory.INVALID, record, member_id
+    return BrowserMemory.REMEMBERED, record, member_id
+
+
+def browser_memory(
+    ctx: AppContext, db: Session, cookie: str | None, member: Member
+) -> BrowserMemory:
+    state, _record, member_id = _remembered_record(ctx, db, cookie)
+    if state is BrowserMemory.REMEMBERED and member_id != member.id:
+        return BrowserMemory.NOT_REMEMBERED  # remembered for someone else on this browser
+    return state
+
+
+def forget_browser(ctx: AppContext, db: Session, cookie: str | None) -> None:
+    """Revoke the remembered browser behind this cookie (prompt=verify, forget_browser)."""
+    _state, record, _member_id = _remembered_record(ctx, db, cookie)
+    if record is not None and record.revoked_at is None:
+        record.revoked_at = utcnow()

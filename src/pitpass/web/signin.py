@@ -1,0 +1,262 @@
+"""Sign-in, the emailed code, sign-out and self sign-up (issue #2, item 4)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from pitpass.core.paths import safe_next_path
+from pitpass.db.models import Member, SignInChallenge
+from pitpass.services import members as members_service
+from pitpass.services import signin
+from pitpass.services.context import AppContext
+from pitpass.services.members import NewMember
+from pitpass.web.common import (
+    CHALLENGE_COOKIE,
+    REMEMBER_COOKIE,
+    SESSION_COOKIE,
+    app_context,
+    client_of,
+    current_member,
+    delete_cookie,
+    render,
+    require_csrf,
+    set_cookie,
+)
+
+router = APIRouter()
+
+FormText = Annotated[str, Form()]
+
+
+def _redirect(location: str) -> RedirectResponse:
+    return RedirectResponse(location, status_code=303)
+
+
+def _masked_email(email: str) -> str:
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}{'•' * max(1, len(local) - 1)}@{domain}"
+
+
+def _deliver_later(background: BackgroundTasks, context: AppContext, mail_id: int) -> None:
+    background.add_task(context.mailer.deliver, context.session_factory, [mail_id])
+
+
+def _signed_in_response(
+    request: Request, context: AppContext, session_token: str, next_path: str
+) -> RedirectResponse:
+    response = _redirect(next_path)
+    set_cookie(
+        request, response, SESSION_COOKIE, session_token, context.settings.web_session_hours * 3600
+    )
+    return response
+
+
+def _code_step_response(
+    request: Request,
+    background: BackgroundTasks,
+    context: AppContext,
+    challenge_token: str,
+    mail_id: int,
+) -> RedirectResponse:
+    _deliver_later(background, context, mail_id)
+    response = _redirect("/signin/code")
+    set_cookie(
+        request,
+        response,
+        CHALLENGE_COOKIE,
+        challenge_token,
+        context.settings.signin_code_minutes * 60,
+    )
+    return response
+
+
+@router.get("/signin", response_class=HTMLResponse)
+def signin_page(
+    request: Request, next: str = "", verify: str = "", signed_out: str = ""
+) -> Response:
+    next_path = safe_next_path(next)
+    if current_member(request) is not None and not verify:
+        return _redirect(next_path)
+    return render(
+        request,
+        "signin.html",
+        {
+            "next": next_path,
+            "verify": bool(verify),
+            "notice": "You are signed out." if signed_out else "",
+        },
+    )
+
+
+@router.post("/signin", response_class=HTMLResponse)
+def signin_submit(
+    request: Request,
+    background: BackgroundTasks,
+    email: FormText = "",
+    password: FormText = "",
+    next: FormText = "",
+    verify: FormText = "",
+    csrf_token: FormText = "",
+) -> Response:
+    require_csrf(request, csrf_token)
+    context = app_context(request)
+    client = client_of(request)
+    next_path = safe_next_path(next)
+    force_code = bool(verify)  # prompt=verify: ignore the remembered browser (PRODUCT.md §4)
+    remember_cookie = request.cookies.get(REMEMBER_COOKIE)
+    with context.session() as db:
+        try:
+            member = signin.check_credentials(context, db, email, password, client)
+        except signin.SignInRefused as refused:
+            return _signin_refused(request, refused, next_path, force_code, email)
+        if force_code:
+            signin.forget_browser(context, db, remember_cookie)
+            memory = signin.BrowserMemory.NOT_REMEMBERED
+        else:
+            memory = signin.browser_memory(context, db, remember_cookie, member)
+        if memory is signin.BrowserMemory.REMEMBERED:
+            session_token = signin.open_web_session(context, db, member, client)
+            return _signed_in_response(request, context, session_token, next_path)
+        challenge_token, mail_id = signin.start_challenge(
+            context,
+            db,
+            member,
+            next_path,
+            client,
+            remembered_browser_rejected=memory is signin.BrowserMemory.INVALID,
+        )
+    response = _code_step_response(request, background, context, challenge_token, mail_id)
+    if memory is signin.BrowserMemory.INVALID or force_code:
+        delete_cookie(request, response, REMEMBER_COOKIE)
+    return response
+
+
+def _signin_refused(
+    request: Request, refused: signin.SignInRefused, next_path: str, verify: bool, email: str
+) -> Response:
+    response = render(
+        request,
+        "signin.html",
+        {"next": next_path, "verify": verify, "email": email, "error": refused.message},
+        status_code=429 if refused.retry_after else 400,
+    )
+    if refused.retry_after:
+        response.headers["Retry-After"] = str(refused.retry_after)
+    return response
+
+
+@router.get("/signin/code", response_class=HTMLResponse)
+def code_page(request: Request) -> Response:
+    context = app_context(request)
+    with context.session() as db:
+        challenge = signin.pending_challenge(context, db, request.cookies.get(CHALLENGE_COOKIE))
+        if challenge is None or challenge.consumed_at is not None:
+            return _redirect("/signin")
+        member = db.get(Member, challenge.member_id)
+    return render(request, "code.html", _code_page_values(context, challenge, member))
+
+
+def _code_page_values(
+    context: AppContext, challenge: SignInChallenge | None, member: Member | None
+) -> dict[str, object]:
+    return {
+        "sent_to": _masked_email(member.email) if member else "",
+        "minutes": context.settings.signin_code_minutes,
+        "remember_days": context.settings.remember_browser_days,
+        "browser_rejected": bool(challenge and challenge.remembered_browser_rejected),
+    }
+
+
+@router.post("/signin/code", response_class=HTMLResponse)
+def code_submit(
+    request: Request,
+    code: FormText = "",
+    remember: FormText = "",
+    csrf_token: FormText = "",
+) -> Response:
+    require_csrf(request, csrf_token)
+    context = app_context(request)
+    client = client_of(request)
+    with context.session() as db:
+        check = signin.check_code(context, db, request.cookies.get(CHALLENGE_COOKIE), code)
+        challenge = check.challenge
+        member = db.get(Member, challenge.member_id) if challenge else None
+        if check.outcome is signin.CodeOutcome.ACCEPTED and challenge and member:
+            session_token = signin.open_web_session(context, db, member, client)
+            remember_value = signin.remember_browser(context, db, member) if remember else None
+            response = _signed_in_response(request, context, session_token, challenge.next_path)
+            delete_cookie(request, response, CHALLENGE_COOKIE)
+            if remember_value:
+                set_cookie(
+                    request,
+                    response,
+                    REMEMBER_COOKIE,
+                    remember_value,
+                    context.settings.remember_browser_days * 86400,
+                )
+            return response
+    values = _code_page_values(context, challenge, member)
+    values["error"] = check.message
+    values["start_over"] = check.outcome not in (
+        signin.CodeOutcome.WRONG,
+        signin.CodeOutcome.MALFORMED,
+    )
+    return render(request, "code.html", values, status_code=400)
+
+
+@router.post("/signout")
+def signout(request: Request, csrf_token: FormText = "") -> Response:
+    require_csrf(request, csrf_token)
+    context = app_context(request)
+    with context.session() as db:
+        signin.close_web_session(
+            context, db, request.cookies.get(SESSION_COOKIE), client_of(request)
+        )
+    response = _redirect("/signin?signed_out=1")
+    delete_cookie(request, response, SESSION_COOKIE)
+    return response
+
+
+@router.get("/signup", response_class=HTMLResponse)
+def signup_page(request: Request) -> Response:
+    if not app_context(request).settings.signup_open:
+        return render(request, "signup_closed.html", status_code=404)
+    return render(request, "signup.html", {"values": {}, "errors": {}})
+
+
+@router.post("/signup", response_class=HTMLResponse)
+def signup_submit(
+    request: Request,
+    background: BackgroundTasks,
+    email: FormText = "",
+    display_name: FormText = "",
+    password: FormText = "",
+    password_again: FormText = "",
+    csrf_token: FormText = "",
+) -> Response:
+    require_csrf(request, csrf_token)
+    context = app_context(request)
+    if not context.settings.signup_open:
+        return render(request, "signup_closed.html", status_code=404)
+    client = client_of(request)
+    new = NewMember(email=email, display_name=display_name, password=password)
+    with context.session() as db:
+        errors = {
+            problem.field: problem.message
+            for problem in members_service.validate_new_member(db, new)
+        }
+        if "password" not in errors and password != password_again:
+            errors["password_again"] = "The two passwords are not the same."  # noqa: S105
+        if errors:
+            return render(
+                request,
+                "signup.html",
+                {"values": {"email": email, "display_name": display_name}, "errors": errors},
+                status_code=400,
+            )
+        member = members_service.create_member(db, new, ip=client.ip)
+        challenge_token, mail_id = signin.start_challenge(context, db, member, "/account", client)
+    return _code_step_response(request, background, context, challenge_token, mail_id)
