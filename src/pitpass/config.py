@@ -7,6 +7,7 @@ file named by `PITPASS_CONFIG` (environment wins over the file).
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import secrets
@@ -226,8 +227,28 @@ def _resolve_secret_key(settings: Settings) -> None:
     settings.secret_key = SecretStr(value)
 
 
+def _known_environment_names() -> set[str]:
+    names = {f"{ENV_PREFIX}CONFIG"}
+    for field_name in Settings.model_fields:
+        names.add(f"{ENV_PREFIX}{field_name.upper()}")
+    for field_name in Profile.model_fields:
+        names.add(f"{ENV_PREFIX}PROFILE__{field_name.upper()}")
+    return names
+
+
+def _refuse_unknown_environment_names() -> None:
+    """A misspelt PITPASS_* variable would otherwise be ignored without a word."""
+    known = _known_environment_names()
+    for name in sorted(os.environ):
+        if name.startswith(ENV_PREFIX) and name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(f"{name}: is not a Pitpass setting{hint}")
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read settings and resolve the secret key; raise ConfigError with one clear line."""
+    _refuse_unknown_environment_names()
     config_file = os.environ.get(f"{ENV_PREFIX}CONFIG")
     if config_file and not Path(config_file).is_file():
         raise ConfigError(f"PITPASS_CONFIG: no such file: {config_file}")
