@@ -84,8 +84,11 @@ class Site:
             return members.create_member(
                 db,
                 members.NewMember(
-                    email=email, display_name=more.pop("name", "Test Driver"), password=password,
-                    is_staff=staff, **more,
+                    email=email,
+                    display_name=more.pop("name", "Test Driver"),
+                    password=password,
+                    is_staff=staff,
+                    **more,
                 ),
                 actor_label="test",
             )
@@ -122,9 +125,7 @@ class Site:
 
 
 @pytest.fixture
-def site_factory(
-    tmp_path: Path, mailbox: tuple[Mailbox, int]
-) -> Iterator[Any]:
+def site_factory(tmp_path: Path, mailbox: tuple[Mailbox, int]) -> Iterator[Any]:
     clients: list[TestClient] = []
 
     def build(backend: Backend, **overrides: Any) -> Site:

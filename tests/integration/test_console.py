@@ -12,7 +12,9 @@ STAFF = "staff@example.com"
 MEMBER = "member@example.com"
 
 
-@pytest.mark.parametrize("path", ["/console", "/console/audit", "/console/mail", "/console/members"])
+@pytest.mark.parametrize(
+    "path", ["/console", "/console/audit", "/console/mail", "/console/members"]
+)
 def test_staff_pages_are_refused_to_members_and_need_sign_in(sqlite_site: Site, path: str) -> None:
     sqlite_site.add_member(MEMBER)
     anonymous = sqlite_site.browser().get(path)

@@ -124,7 +124,9 @@ def test_migrations_build_exactly_the_models(site: Site) -> None:
     assert version == "0001"
 
 
-def test_json_logs_carry_the_request_id(sqlite_site: Site, capsys: pytest.CaptureFixture[str]) -> None:
+def test_json_logs_carry_the_request_id(
+    sqlite_site: Site, capsys: pytest.CaptureFixture[str]
+) -> None:
     root = logging.getLogger()
     saved = root.handlers[:], root.level
     configure_logging()

@@ -35,7 +35,11 @@ def test_sign_in_returns_to_a_local_next_page_only(site: Site) -> None:
     site.add_member(EMAIL)
     browser = site.browser()
     started = site.submit(
-        browser, "/signin", "/signin", email=EMAIL, password=GOOD_PASSWORD,
+        browser,
+        "/signin",
+        "/signin",
+        email=EMAIL,
+        password=GOOD_PASSWORD,
         next="https://evil.example/steal",
     )
     assert started.status_code == 303
@@ -196,7 +200,9 @@ def test_sign_out_needs_the_csrf_token(site: Site) -> None:
     assert browser.get("/account").status_code == 200
 
 
-def test_repeated_failures_per_account_are_throttled_with_a_time(site_factory: Any, backend: Any) -> None:
+def test_repeated_failures_per_account_are_throttled_with_a_time(
+    site_factory: Any, backend: Any
+) -> None:
     site = site_factory(backend, signin_failures_per_account="3/15 minutes")
     site.add_member(EMAIL)
     browser = site.browser()
@@ -212,7 +218,9 @@ def test_repeated_failures_per_account_are_throttled_with_a_time(site_factory: A
     assert {"signin.failed", "signin.throttled"} <= actions
 
 
-def test_repeated_failures_per_ip_are_throttled_across_accounts(site_factory: Any, backend: Any) -> None:
+def test_repeated_failures_per_ip_are_throttled_across_accounts(
+    site_factory: Any, backend: Any
+) -> None:
     site = site_factory(backend, signin_failures_per_ip="4/hour")
     browser = site.browser()
     for number in range(4):

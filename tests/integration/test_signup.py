@@ -76,8 +76,11 @@ def test_sign_up_can_be_closed(site_factory: Any, sqlite_backend: Any) -> None:
     response = browser.post(
         "/signup",
         data={
-            "csrf_token": csrf, "email": "x@example.com", "display_name": "X",
-            "password": GOOD_PASSWORD, "password_again": GOOD_PASSWORD,
+            "csrf_token": csrf,
+            "email": "x@example.com",
+            "display_name": "X",
+            "password": GOOD_PASSWORD,
+            "password_again": GOOD_PASSWORD,
         },
     )
     assert response.status_code == 404

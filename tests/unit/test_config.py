@@ -28,7 +28,11 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         ("PITPASS_ISSUER", "auth.example.com", "PITPASS_ISSUER: must be an absolute http(s) URL"),
         ("PITPASS_ISSUER", "https://a.example/oauth2#x", "PITPASS_ISSUER: must not carry"),
         ("PITPASS_SMTP_TLS", "maybe", "PITPASS_SMTP_TLS:"),
-        ("PITPASS_SIGNIN_FAILURES_PER_IP", "lots", "PITPASS_SIGNIN_FAILURES_PER_IP: must be a rate"),
+        (
+            "PITPASS_SIGNIN_FAILURES_PER_IP",
+            "lots",
+            "PITPASS_SIGNIN_FAILURES_PER_IP: must be a rate",
+        ),
         ("PITPASS_ENVIRONMENT", "staging", "PITPASS_ENVIRONMENT:"),
         ("PITPASS_NO_SUCH_THING", "1", "PITPASS_NO_SUCH_THING: is not a Pitpass setting"),
         ("PITPASS_SECRETKEY", "x", "did you mean PITPASS_SECRET_KEY?"),
@@ -57,7 +61,7 @@ def test_toml_file_is_read_and_environment_wins(
     config = tmp_path / "pitpass.toml"
     config.write_text(
         'issuer = "https://auth.example.com/oauth2"\n'
-        'smtp_port = 2525\n'
+        "smtp_port = 2525\n"
         '[profile]\nservice_name = "Grid Auth"\naudiences = ["data-server", "league-api"]\n'
     )
     monkeypatch.setenv("PITPASS_CONFIG", str(config))
@@ -72,7 +76,7 @@ def test_toml_file_is_read_and_environment_wins(
 
 def test_missing_config_file_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PITPASS_CONFIG", "/nowhere/pitpass.toml")
-    with pytest.raises(ConfigError, match="PITPASS_CONFIG: no such file: /nowhere/pitpass.toml"):
+    with pytest.raises(ConfigError, match=r"PITPASS_CONFIG: no such file: /nowhere/pitpass\.toml"):
         load_settings()
 
 

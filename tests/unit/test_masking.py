@@ -12,7 +12,11 @@ from pitpass.core.masking import mask_secret
     [
         ("SuperSecret", "MyClient", "CDZpTp0GQYZXHJ2tSnH9GtXnutZvyGxESQXfBnqTCVo="),
         ("MyPassWord", "CLunky@iracing.Com", "xGKecAR27ALXNuMLsGaG0v5Q9pSs2tZTZRKNgmHMg+Q="),
-        ("SuperSecure123", "john.smith@iracing.com", "3NkLTzZtITXmFo7HHDwbGEnZox4VfwLMHHaNZzdNuE4="),
+        (
+            "SuperSecure123",
+            "john.smith@iracing.com",
+            "3NkLTzZtITXmFo7HHDwbGEnZox4VfwLMHHaNZzdNuE4=",
+        ),
     ],
 )
 def test_reference_vectors(secret: str, identifier: str, masked: str) -> None:
