@@ -30,13 +30,13 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_driver() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium(playwright_driver: Playwright) -> Iterator[Browser]:
     if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
         unavailable("Debian's chromium is not installed (apt-get install -y chromium)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -68,6 +69,9 @@ def test_unreachable_smtp_keeps_the_message_pending_for_retry(
     box, port = mailbox
     site.context.settings.smtp_port = port
     pending = site.context.mailer.due_for_retry(site.context.session_factory)
-    asyncio.run(site.context.mailer.deliver(site.context.session_factory, pending))
+    with ThreadPoolExecutor(1) as worker:  # its own event loop, whatever runs in this thread
+        worker.submit(
+            asyncio.run, site.context.mailer.deliver(site.context.session_factory, pending)
+        ).result()
     assert box.wait_for(EMAIL)["Subject"] == "Your Pitpass sign-in code"
     assert statuses(site) == ["sent"]
