@@ -61,7 +61,12 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[int]: JSON}
+    type_annotation_map = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON,
+        list[int]: JSON,
+        list[str]: JSON,
+    }
 
 
 class Member(Base):
@@ -183,3 +188,99 @@ class SigningKey(Base):
     # every token it signed has expired (issue #4, item 3).
     retired_at: Mapped[datetime | None]
     note: Mapped[str | None] = mapped_column(Text)
+
+
+# ----- the developer program (PRODUCT.md §3) -------------------------------------
+
+
+class Client(Base):
+    """An issued OAuth client. Rows are never deleted, so a `client_id` is never reused."""
+
+    __tablename__ = "clients"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(80), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+    name_key: Mapped[str] = mapped_column(String(64), index=True)  # client_names.name_key
+    client_type: Mapped[str] = mapped_column(String(24))
+    flows: Mapped[list[str]]
+    description: Mapped[str] = mapped_column(String(200), default="")
+    developer_name: Mapped[str | None] = mapped_column(String(100))
+    developer_url: Mapped[str | None] = mapped_column(String(2000))
+    developer_email: Mapped[str] = mapped_column(String(320))
+    redirect_uris: Mapped[list[str]]
+    audiences: Mapped[list[str]]
+    owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("members.id", ondelete="SET NULL"), index=True
+    )
+    is_disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    disabled_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class RegistrationRequest(Base):
+    """A member's request for a new client, or for a change to one they own."""
+
+    __tablename__ = "registration_requests"
+    __table_args__ = (Index("ix_registration_requests_queue", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    requester_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    # For a change request: the client to change. For a new client: set on approval.
+    client_pk: Mapped[int | None] = mapped_column(ForeignKey("clients.id"), index=True)
+    is_change: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(24))
+    client_name: Mapped[str] = mapped_column(String(64))
+    client_type: Mapped[str] = mapped_column(String(24))
+    flows: Mapped[list[str]]
+    description: Mapped[str] = mapped_column(String(200), default="")
+    developer_name: Mapped[str | None] = mapped_column(String(100))
+    developer_url: Mapped[str | None] = mapped_column(String(2000))
+    developer_email: Mapped[str] = mapped_column(String(320))
+    redirect_uris: Mapped[list[str]]
+    audiences: Mapped[list[str]]
+    submitted_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    staff_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ClientSecret(Base):
+    """A client secret, kept only as a keyed hash of its masked form (PRODUCT.md §3-4).
+
+    Until its one-time view, the plaintext is also kept sealed (AES-GCM) so the
+    portal or the emailed link can show it once; the view wipes it.
+    """
+
+    __tablename__ = "client_secrets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_pk: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # None while current; a rotated-out secret stays valid until then (grace period).
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    reveal_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    reveal_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    reveal_expires_at: Mapped[datetime | None]
+    revealed_at: Mapped[datetime | None]
+    revealed_via: Mapped[str | None] = mapped_column(String(16))
+
+
+class AccessListEntry(Base):
+    """A member allowed to use a password-limited client (at most three per client)."""
+
+    __tablename__ = "client_access"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_pk: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    added_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+    accepted_at: Mapped[datetime | None]
+    removed_at: Mapped[datetime | None]
