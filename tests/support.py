@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -13,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from email import message_from_bytes
 from email.message import Message
 from pathlib import Path
@@ -23,6 +25,9 @@ import pytest
 import redis
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy import MetaData, create_engine, select
+
+from pitpass.db.engine import driver_url
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "TESTS_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -83,6 +88,26 @@ class Backend:
     database_url: str
     redis_url: str | None
     redis_key_prefix: str = field(default_factory=lambda: f"pitpass-test-{uuid.uuid4().hex[:8]}")
+
+
+def dump_database(database_url: str) -> str:
+    """All rows of all tables as text, datetimes left out (their digits are not secrets)."""
+    engine = create_engine(driver_url(database_url))
+    metadata = MetaData()
+    metadata.reflect(engine)
+    parts: list[str] = []
+    with engine.connect() as connection:
+        for table in metadata.sorted_tables:
+            for row in connection.execute(select(table)):
+                for value in row:
+                    if isinstance(value, bytes):
+                        parts.append(value.decode("latin-1"))
+                    elif isinstance(value, (dict, list)):
+                        parts.append(json.dumps(value))
+                    elif value is not None and not isinstance(value, datetime):
+                        parts.append(str(value))
+    engine.dispose()
+    return "\n".join(parts)
 
 
 # ----- a real SMTP server -----------------------------------------------------------

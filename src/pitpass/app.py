@@ -24,7 +24,7 @@ from pitpass.db.migrate import is_up_to_date
 from pitpass.middleware import RequestContextMiddleware
 from pitpass.services import keys
 from pitpass.services.context import AppContext
-from pitpass.web import account, console, signin
+from pitpass.web import account, console, portal, signin
 from pitpass.web.common import CsrfRejected, SignInRequired, StaffOnly, render, signin_url
 
 log = logging.getLogger("pitpass.app")
@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount(
         "/static", StaticFiles(directory=str(Path(__file__).parent / "web" / "static")), "static"
     )
-    for router in (signin.router, account.router, console.router):
+    for router in (signin.router, account.router, portal.router, console.router):
         app.include_router(router, include_in_schema=False)
     _add_health_routes(app, context)
     _add_error_pages(app)

@@ -94,6 +94,12 @@ class Settings(BaseSettings):
     signin_failures_per_ip: str = "30/15 minutes"
     forwarded_allow_ips: str = "127.0.0.1"
 
+    # The developer program (PRODUCT.md §3).
+    request_due_days: int = Field(default=10, ge=1, le=90)
+    reminder_days_before_due: int = Field(default=2, ge=0, le=30)
+    secret_grace_days: int = Field(default=7, ge=0, le=90)
+    secret_link_hours: int = Field(default=24, ge=1, le=168)
+
     profile: Profile = Profile()
 
     @classmethod

@@ -144,12 +144,12 @@ def create_member(
         is_staff=new.is_staff,
         password_hash=hash_masked_password(mask_secret(new.password, email)),
     )
+    db.add(member)
     try:
-        with db.begin_nested():
-            db.add(member)
-            db.flush()
+        db.flush()
     except IntegrityError:
-        # Two sign-ups raced for the same email or customer id.
+        # Two sign-ups raced for the same email or customer id; the caller's
+        # transaction is rolled back as this error leaves it.
         raise MemberError("email", "An account with this email already exists.") from None
     audit.record(
         db,

@@ -8,6 +8,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from pitpass.services import audit, signin
+from pitpass.services import clients as clients_service
+from pitpass.services.registration import RegistrationError
 from pitpass.web.common import (
     REMEMBER_COOKIE,
     app_context,
@@ -32,14 +34,45 @@ def account_page(request: Request, forgotten: str = "") -> Response:
     context = app_context(request)
     with context.session() as db:
         memory = signin.browser_memory(context, db, request.cookies.get(REMEMBER_COOKIE), member)
+        invitations = clients_service.invitations_for(db, member)
     return render(
         request,
         "account.html",
         {
             "remembered": memory is signin.BrowserMemory.REMEMBERED,
+            "invitations": invitations,
             "notice": "This browser will ask for a code at the next sign-in." if forgotten else "",
         },
     )
+
+
+@router.post("/account/access/{entry_id}/{answer}")
+def answer_access_invitation(
+    request: Request, entry_id: int, answer: str, csrf_token: Annotated[str, Form()] = ""
+) -> Response:
+    """Accept or decline a place on a password-limited client's access list (PRODUCT.md §3)."""
+    require_csrf(request, csrf_token)
+    member = require_member(request)
+    if answer not in ("accept", "decline"):
+        return render(
+            request,
+            "error.html",
+            {"title": "Unknown answer", "detail": "Answer with accept or decline."},
+            status_code=404,
+        )
+    with app_context(request).session() as db:
+        try:
+            clients_service.answer_invitation(
+                db, entry_id, member, answer == "accept", client_of(request).ip
+            )
+        except RegistrationError as error:
+            return render(
+                request,
+                "error.html",
+                {"title": "Invitation closed", "detail": error.errors["invitation"]},
+                status_code=409,
+            )
+    return RedirectResponse("/account", status_code=303)
 
 
 @router.post("/account/forget-browser")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import Request
+from fastapi import BackgroundTasks, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
@@ -16,6 +17,13 @@ from pitpass.services.crypto import constant_time_equals, new_token
 from pitpass.services.signin import Client, signed_in_member
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""
+
+
+TEMPLATES.env.filters["when"] = _when
 
 SESSION_COOKIE = "pitpass_session"
 REMEMBER_COOKIE = "pitpass_remember"
@@ -39,6 +47,12 @@ class StaffOnly(Exception):
 def app_context(request: Request) -> AppContext:
     context: AppContext = request.app.state.context
     return context
+
+
+def deliver_later(background: BackgroundTasks, context: AppContext, mail_ids: list[int]) -> None:
+    """Send committed outbox messages after the response (services/mail.py)."""
+    if mail_ids:
+        background.add_task(context.mailer.deliver, context.session_factory, mail_ids)
 
 
 def client_of(request: Request) -> Client:
@@ -142,6 +156,7 @@ def render(
         "member": current_member(request),
         "csrf_token": csrf_token(request),
         "signup_open": settings.signup_open,
+        "due_days": settings.request_due_days,
     }
     values.update(context or {})
     response = TEMPLATES.TemplateResponse(request, template, values, status_code=status_code)

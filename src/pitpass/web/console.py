@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, BackgroundTasks, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
-from pitpass.db.models import Member
-from pitpass.services import audit
+from pitpass.db.models import Member, RegistrationRequest, utcnow
+from pitpass.services import audit, registration
+from pitpass.services import clients as clients_service
 from pitpass.services.crypto import SealError
-from pitpass.web.common import app_context, render, require_staff
+from pitpass.services.registration import ClientDetails, RegistrationError
+from pitpass.web.common import (
+    app_context,
+    client_of,
+    deliver_later,
+    render,
+    require_csrf,
+    require_staff,
+)
 
 router = APIRouter(prefix="/console")
 
@@ -101,3 +111,204 @@ def audit_page(
         },
         status_code=400 if errors else 200,
     )
+
+
+# ----- the review queue (issue #3) ------------------------------------------------------
+
+
+@router.get("/requests", response_class=HTMLResponse)
+def queue_page(request: Request, page: int = 1, show: str = "open") -> Response:
+    require_staff(request)
+    statuses = (
+        (registration.SUBMITTED,)
+        if show == "open"
+        else (registration.CHANGES_REQUESTED,)
+        if show == "waiting"
+        else (
+            registration.APPROVED,
+            registration.REJECTED,
+            registration.WITHDRAWN,
+            registration.SUBMITTED,
+            registration.CHANGES_REQUESTED,
+        )
+    )
+    with app_context(request).session() as db:
+        rows, page_info = registration.staff_queue(db, page, statuses)
+    now = utcnow()
+    return render(
+        request,
+        "console_queue.html",
+        {
+            "rows": [
+                {
+                    "item": row,
+                    "age_days": (now - row.submitted_at).days,
+                    "overdue": registration.is_overdue(row, now),
+                }
+                for row in rows
+            ],
+            "page": page_info,
+            "show": show,
+        },
+    )
+
+
+def _request_review_page(
+    request: Request, request_id: int, status_code: int = 200, **more: object
+) -> Response:
+    context = app_context(request)
+    with context.session() as db:
+        item = db.get(RegistrationRequest, request_id)
+        if item is None:
+            return render(
+                request,
+                "error.html",
+                {"title": "No such request", "detail": f"There is no request #{request_id}."},
+                status_code=404,
+            )
+        changing = clients_service.by_pk(db, item.client_pk) if item.is_change else None
+        review = registration.review_details(
+            db, context.settings, ClientDetails.of(item), changing=changing
+        )
+        requester = db.get(Member, item.requester_id)
+        values = {
+            "item": item,
+            "details": ClientDetails.of(item),
+            "review": review,
+            "requester": requester,
+            "requester_clients": clients_service.clients_of(db, requester, 1, 20)[0]
+            if requester
+            else [],
+            "client": clients_service.by_pk(db, item.client_pk),
+            "events": registration.history(db, item),
+            "overdue": registration.is_overdue(item),
+            "labels": registration.FIELD_LABELS,
+            "errors": {},
+        }
+    return render(request, "console_request.html", values | more, status_code=status_code)
+
+
+@router.get("/requests/{request_id}", response_class=HTMLResponse)
+def request_review(request: Request, request_id: int) -> Response:
+    require_staff(request)
+    return _request_review_page(request, request_id)
+
+
+@router.post("/requests/{request_id}/{decision}", response_class=HTMLResponse)
+def request_decide(
+    request: Request,
+    request_id: int,
+    decision: str,
+    background: BackgroundTasks,
+    csrf_token: Annotated[str, Form()] = "",
+    message: Annotated[str, Form()] = "",
+) -> Response:
+    require_csrf(request, csrf_token)
+    staff = require_staff(request)
+    context = app_context(request)
+    ip = client_of(request).ip
+    mail_ids: list[int] = []
+    failure: dict[str, str] | None = None
+    with context.session() as db:
+        item = db.get(RegistrationRequest, request_id)
+        if item is None or decision not in ("approve", "reject", "request-changes"):
+            return render(
+                request,
+                "error.html",
+                {"title": "No such action", "detail": "Approve, reject or request changes."},
+                status_code=404,
+            )
+        try:
+            if decision == "approve":
+                mail_ids = clients_service.approve(context, db, item, staff, message, ip).mail_ids
+            elif decision == "reject":
+                mail_ids = registration.reject(context, db, item, staff, message, ip)
+            else:
+                mail_ids = registration.request_changes(context, db, item, staff, message, ip)
+        except RegistrationError as error:
+            failure = error.errors
+    if failure:
+        return _request_review_page(
+            request, request_id, 400, errors=failure, decision=decision, message=message
+        )
+    deliver_later(background, context, mail_ids)
+    return RedirectResponse(f"/console/requests/{request_id}", status_code=303)
+
+
+# ----- clients -------------------------------------------------------------------------
+
+
+@router.get("/clients", response_class=HTMLResponse)
+def clients_page(request: Request, page: int = 1) -> Response:
+    require_staff(request)
+    with app_context(request).session() as db:
+        rows, page_info = clients_service.all_clients(db, page)
+    return render(request, "console_clients.html", {"clients": rows, "page": page_info})
+
+
+def _staff_client_page(
+    request: Request, client_id: str, status_code: int = 200, **more: object
+) -> Response:
+    with app_context(request).session() as db:
+        client = clients_service.by_client_id(db, client_id)
+        if client is None:
+            return render(
+                request,
+                "error.html",
+                {"title": "No such client", "detail": f"There is no client {client_id}."},
+                status_code=404,
+            )
+        values: dict[str, object] = {
+            "client": client,
+            "owner": db.get(Member, client.owner_id) if client.owner_id else None,
+            "access": clients_service.access_list(db, client),
+            "secret": clients_service.secret_status(db, client),
+            "errors": {},
+        }
+    return render(request, "console_client.html", values | more, status_code=status_code)
+
+
+@router.get("/clients/{client_id}", response_class=HTMLResponse)
+def staff_client_page(request: Request, client_id: str) -> Response:
+    require_staff(request)
+    return _staff_client_page(request, client_id)
+
+
+@router.post("/clients/{client_id}/{action}", response_class=HTMLResponse)
+def staff_client_action(
+    request: Request,
+    client_id: str,
+    action: str,
+    csrf_token: Annotated[str, Form()] = "",
+    member_reference: Annotated[str, Form()] = "",
+) -> Response:
+    require_csrf(request, csrf_token)
+    staff = require_staff(request)
+    context = app_context(request)
+    ip = client_of(request).ip
+    failure: dict[str, str] | None = None
+    with context.session() as db:
+        client = clients_service.by_client_id(db, client_id)
+        if client is None or action not in ("disable", "enable", "access-add", "access-remove"):
+            return render(
+                request,
+                "error.html",
+                {"title": "No such action", "detail": "That client or action does not exist."},
+                status_code=404,
+            )
+        try:
+            if action in ("disable", "enable"):
+                clients_service.set_disabled(db, client, action == "disable", staff, ip)
+            elif action == "access-add":
+                clients_service.add_to_access_list(
+                    context, db, client, member_reference, staff, by_staff=True, ip=ip
+                )
+            else:
+                clients_service.remove_from_access_list(db, client, member_reference, staff, ip)
+        except RegistrationError as error:
+            failure = error.errors
+    if failure:
+        return _staff_client_page(
+            request, client_id, 400, errors=failure, member_reference=member_reference
+        )
+    return RedirectResponse(f"/console/clients/{client_id}", status_code=303)

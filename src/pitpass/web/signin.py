@@ -21,6 +21,7 @@ from pitpass.web.common import (
     client_of,
     current_member,
     delete_cookie,
+    deliver_later,
     render,
     require_csrf,
     set_cookie,
@@ -40,10 +41,6 @@ def _masked_email(email: str) -> str:
     return f"{local[:1]}{'•' * max(1, len(local) - 1)}@{domain}"
 
 
-def _deliver_later(background: BackgroundTasks, context: AppContext, mail_id: int) -> None:
-    background.add_task(context.mailer.deliver, context.session_factory, [mail_id])
-
-
 def _signed_in_response(
     request: Request, context: AppContext, session_token: str, next_path: str
 ) -> RedirectResponse:
@@ -61,7 +58,7 @@ def _code_step_response(
     challenge_token: str,
     mail_id: int,
 ) -> RedirectResponse:
-    _deliver_later(background, context, mail_id)
+    deliver_later(background, context, [mail_id])
     response = _redirect("/signin/code")
     set_cookie(
         request,
@@ -243,20 +240,29 @@ def signup_submit(
         return render(request, "signup_closed.html", status_code=404)
     client = client_of(request)
     new = NewMember(email=email, display_name=display_name, password=password)
-    with context.session() as db:
-        errors = {
-            problem.field: problem.message
-            for problem in members_service.validate_new_member(db, new)
-        }
-        if "password" not in errors and password != password_again:
-            errors["password_again"] = "The two passwords are not the same."  # noqa: S105
-        if errors:
-            return render(
-                request,
-                "signup.html",
-                {"values": {"email": email, "display_name": display_name}, "errors": errors},
-                status_code=400,
+    try:
+        with context.session() as db:
+            problems = members_service.validate_new_member(db, new)
+            errors = {problem.field: problem.message for problem in problems}
+            if "password" not in errors and password != password_again:
+                errors["password_again"] = "The two passwords are not the same."  # noqa: S105
+            if errors:
+                return _signup_refused(request, email, display_name, errors)
+            member = members_service.create_member(db, new, ip=client.ip)
+            challenge_token, mail_id = signin.start_challenge(
+                context, db, member, "/account", client
             )
-        member = members_service.create_member(db, new, ip=client.ip)
-        challenge_token, mail_id = signin.start_challenge(context, db, member, "/account", client)
+    except members_service.MemberError as lost_race:  # the same email, a moment earlier
+        return _signup_refused(request, email, display_name, {lost_race.field: lost_race.message})
     return _code_step_response(request, background, context, challenge_token, mail_id)
+
+
+def _signup_refused(
+    request: Request, email: str, display_name: str, errors: dict[str, str]
+) -> Response:
+    return render(
+        request,
+        "signup.html",
+        {"values": {"email": email, "display_name": display_name}, "errors": errors},
+        status_code=400,
+    )

@@ -1,0 +1,498 @@
+"""The developer portal: request a client, follow requests, manage clients (issue #3)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, BackgroundTasks, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from pitpass.db.models import Client, Member, RegistrationRequest
+from pitpass.services import clients as clients_service
+from pitpass.services import registration
+from pitpass.services.context import AppContext
+from pitpass.services.registration import ClientDetails, RegistrationError
+from pitpass.web.common import (
+    app_context,
+    client_of,
+    deliver_later,
+    render,
+    require_csrf,
+    require_member,
+)
+
+router = APIRouter(prefix="/portal")
+
+FormText = Annotated[str, Form()]
+FormList = Annotated[list[str], Form()]
+
+
+def _redirect(location: str) -> RedirectResponse:
+    return RedirectResponse(location, status_code=303)
+
+
+def details_from_form(
+    client_name: str,
+    client_type: str,
+    flows: list[str],
+    description: str,
+    developer_name: str,
+    developer_url: str,
+    developer_email: str,
+    redirect_uris: str,
+    audiences: list[str],
+) -> ClientDetails:
+    return ClientDetails(
+        client_name=client_name,
+        client_type=client_type,
+        flows=flows,
+        description=description,
+        developer_name=developer_name,
+        developer_url=developer_url,
+        developer_email=developer_email,
+        redirect_uris=redirect_uris.splitlines(),
+        audiences=audiences,
+    )
+
+
+def form_values(context: AppContext, **more: Any) -> dict[str, Any]:
+    return {
+        "audiences": context.settings.profile.audiences,
+        "client_types": registration.CLIENT_TYPES,
+        "errors": {},
+        "warnings": {},
+    } | more
+
+
+def _own_request(db: Session, member: Member, request_id: int) -> RegistrationRequest | None:
+    found = db.get(RegistrationRequest, request_id)
+    return found if found is not None and found.requester_id == member.id else None
+
+
+def _own_client(db: Session, member: Member, client_id: str) -> Client | None:
+    found = clients_service.by_client_id(db, client_id)
+    return found if found is not None and found.owner_id == member.id else None
+
+
+def _not_found(request: Request, what: str) -> Response:
+    return render(
+        request,
+        "error.html",
+        {"title": f"No such {what}", "detail": f"There is no {what} of yours at this address."},
+        status_code=404,
+    )
+
+
+@router.get("", response_class=HTMLResponse)
+def overview(request: Request, page: int = 1) -> Response:
+    member = require_member(request)
+    with app_context(request).session() as db:
+        requests, requests_page = registration.requests_of(db, member, page)
+        clients, _ = clients_service.clients_of(db, member, 1, per_page=200)
+    return render(
+        request,
+        "portal_overview.html",
+        {
+            "requests": requests,
+            "requests_page": requests_page,
+            "clients": clients,
+            "overdue": registration.is_overdue,
+        },
+    )
+
+
+@router.get("/requests/new", response_class=HTMLResponse)
+def new_request_page(request: Request, template: str = "") -> Response:
+    require_member(request)
+    context = app_context(request)
+    details = registration.template(template, context.settings)
+    return render(
+        request,
+        "portal_request_new.html",
+        form_values(context, details=details, template=template),
+    )
+
+
+@router.post("/requests/new", response_class=HTMLResponse)
+def new_request_submit(
+    request: Request,
+    background: BackgroundTasks,
+    csrf_token: FormText = "",
+    client_name: FormText = "",
+    client_type: FormText = "",
+    flows: FormList = [],  # noqa: B006 - FastAPI copies form defaults
+    description: FormText = "",
+    developer_name: FormText = "",
+    developer_url: FormText = "",
+    developer_email: FormText = "",
+    redirect_uris: FormText = "",
+    audiences: FormList = [],  # noqa: B006
+) -> Response:
+    require_csrf(request, csrf_token)
+    member = require_member(request)
+    context = app_context(request)
+    details = details_from_form(
+        client_name,
+        client_type,
+        flows,
+        description,
+        developer_name,
+        developer_url,
+        developer_email,
+        redirect_uris,
+        audiences,
+    )
+    with context.session() as db:
+        review = registration.review_details(db, context.settings, details)
+        if not review.ok:
+            return render(
+                request,
+                "portal_request_new.html",
+                form_values(
+                    context,
+                    details=review.details,
+                    errors=review.errors,
+                    warnings=review.warnings,
+                ),
+                status_code=400,
+            )
+        created, mail_ids = registration.submit(
+            context, db, member, details, ip=client_of(request).ip
+        )
+    deliver_later(background, context, mail_ids)
+    return _redirect(f"/portal/requests/{created.id}")
+
+
+@router.get("/requests/{request_id}", response_class=HTMLResponse)
+def request_page(request: Request, request_id: int) -> Response:
+    member = require_member(request)
+    context = app_context(request)
+    with context.session() as db:
+        found = _own_request(db, member, request_id)
+        if found is None:
+            return _not_found(request, "request")
+        events = registration.history(db, found)
+        client = clients_service.by_pk(db, found.client_pk)
+    return render(
+        request,
+        "portal_request.html",
+        form_values(
+            context,
+            item=found,
+            details=ClientDetails.of(found),
+            events=events,
+            client=client,
+            overdue=registration.is_overdue(found),
+        ),
+    )
+
+
+@router.post("/requests/{request_id}/edit", response_class=HTMLResponse)
+def request_resubmit(
+    request: Request,
+    request_id: int,
+    background: BackgroundTasks,
+    csrf_token: FormText = "",
+    client_name: FormText = "",
+    client_type: FormText = "",
+    flows: FormList = [],  # noqa: B006
+    description: FormText = "",
+    developer_name: FormText = "",
+    developer_url: FormText = "",
+    developer_email: FormText = "",
+    redirect_uris: FormText = "",
+    audiences: FormList = [],  # noqa: B006
+) -> Response:
+    require_csrf(request, csrf_token)
+    member = require_member(request)
+    context = app_context(request)
+    details = details_from_form(
+        client_name,
+        client_type,
+        flows,
+        description,
+        developer_name,
+        developer_url,
+        developer_email,
+        redirect_uris,
+        audiences,
+    )
+    with context.session() as db:
+        found = _own_request(db, member, request_id)
+        if found is None:
+            return _not_found(request, "request")
+        try:
+            mail_ids = registration.resubmit(
+                context, db, found, member, details, ip=client_of(request).ip
+            )
+        except RegistrationError as error:
+            review = registration.review_details(db, context.settings, details)
+            return render(
+                request,
+                "portal_request.html",
+                form_values(
+                    context,
+                    item=found,
+                    details=review.details,
+                    events=registration.history(db, found),
+                    client=clients_service.by_pk(db, found.client_pk),
+                    errors=error.errors,
+                    warnings=review.warnings,
+                    overdue=False,
+                ),
+                status_code=400,
+            )
+    deliver_later(background, context, mail_ids)
+    return _redirect(f"/portal/requests/{request_id}")
+
+
+@router.post("/requests/{request_id}/withdraw")
+def request_withdraw(
+    request: Request, request_id: int, background: BackgroundTasks, csrf_token: FormText = ""
+) -> Response:
+    require_csrf(request, csrf_token)
+    member = require_member(request)
+    context = app_context(request)
+    with context.session() as db:
+        found = _own_request(db, member, request_id)
+        if found is None:
+            return _not_found(request, "request")
+        try:
+            mail_ids = registration.withdraw(context, db, found, member, client_of(request).ip)
+        except RegistrationError as error:
+            return render(
+                request,
+                "error.html",
+                {"title": "Cannot withdraw", "detail": error.errors["status"]},
+                status_code=409,
+            )
+    deliver_later(background, context, mail_ids)
+    return _redirect(f"/portal/requests/{request_id}")
+
+
+# ----- my clients -----------------------------------------------------------------
+
+
+def _client_page(
+    request: Request, db: Session, client: Client, status_code: int = 200, **more: Any
+) -> Response:
+    context = app_context(request)
+    values = {
+        "client": client,
+        "secret": clients_service.secret_status(db, client),
+        "access": clients_service.access_list(db, client),
+        "grace_days": context.settings.secret_grace_days,
+        "errors": {},
+    } | more
+    return render(request, "portal_client.html", values, status_code=status_code)
+
+
+@router.get("/clients/{client_id}", response_class=HTMLResponse)
+def client_page(request: Request, client_id: str) -> Response:
+    member = require_member(request)
+    with app_context(request).session() as db:
+        client = _own_client(db, member, client_id)
+        if client is None:
+            return _not_found(request, "client")
+        return _client_page(request, db, client)
+
+
+@router.post("/clients/{client_id}/reveal", response_class=HTMLResponse)
+def client_reveal(request: Request, client_id: str, csrf_token: FormText = "") -> Response:
+    require_csrf(request, csrf_token)
+    member = require_member(request)
+    context = app_context(request)
+    with context.session() as db:
+        client = _own_client(db, member, client_id)
+        if client is None:
+            return _not_found(request, "client")
+        try:
+            secret = clients_service.reveal_in_portal(
+                context, db, client, member, client_of(request).ip
+            )
+        except clients_service.RevealRefused as refused:
+            return _client_page(request, db, client, 409, notice_error=refused.message)
+    return render(request, "portal_secret.html", {"client": client, "secret": secret})
+
+
+@router.post("/clients/{client_id}/rotate", response_class=HTMLResponse)
+def client_rotate(request: Request, client_id: str, csrf_token: FormText = "") -> Response:
+    require_csrf(request, csrf_token)
+    member = require_member(request)
+    context = app_context(request)
+    with context.session() as db:
+        client = _own_client(db, member, client_id)
+        if client is None:
+            return _not_found(request, "client")
+        try:
+            secret = clients_service.rotate_secret(
+                context, db, client, member, client_of(request).ip
+            )
+        except RegistrationError as error:
+            return _client_page(request, db, client, 409, notice_error=error.errors["client"])
+    return render(
+        request,
+        "portal_secret.html",
+        {
+            "client": client,
+            "secret": secret,
+            "rotated": True,
+            "grace_days": context.settings.secret_grace_days,
+        },
+    )
+
+
+@router.get("/clients/{client_id}/change", response_class=HTMLResponse)
+def change_page(request: Request, client_id: str) -> Response:
+    member = require_member(request)
+    context = app_context(request)
+    with context.session() as db:
+        client = _own_client(db, member, client_id)
+        if client is None:
+            return _not_found(request, "client")
+    return render(
+        request,
+        "portal_change.html",
+        form_values(context, client=client, details=ClientDetails.of(client)),
+    )
+
+
+@router.post("/clients/{client_id}/change", response_class=HTMLResponse)
+def change_submit(
+    request: Request,
+    client_id: str,
+    background: BackgroundTasks,
+    csrf_token: FormText = "",
+    client_name: FormText = "",
+    client_type: FormText = "",
+    flows: FormList = [],  # noqa: B006
+    description: FormText = "",
+    developer_name: FormText = "",
+    developer_url: FormText = "",
+    developer_email: FormText = "",
+    redirect_uris: FormText = "",
+    audiences: FormList = [],  # noqa: B006
+) -> Response:
+    require_csrf(request, csrf_token)
+    member = require_member(request)
+    context = app_context(request)
+    details = details_from_form(
+        client_name,
+        client_type,
+        flows,
+        description,
+        developer_name,
+        developer_url,
+        developer_email,
+        redirect_uris,
+        audiences,
+    )
+    with context.session() as db:
+        client = _own_client(db, member, client_id)
+        if client is None:
+            return _not_found(request, "client")
+        review = registration.review_details(db, context.settings, details, changing=client)
+        if not review.ok:
+            return render(
+                request,
+                "portal_change.html",
+                form_values(
+                    context,
+                    client=client,
+                    details=review.details,
+                    errors=review.errors,
+                    warnings=review.warnings,
+                ),
+                status_code=400,
+            )
+        created, mail_ids = registration.submit(
+            context, db, member, details, changing=client, ip=client_of(request).ip
+        )
+    deliver_later(background, context, mail_ids)
+    return _redirect(f"/portal/requests/{created.id}")
+
+
+@router.post("/clients/{client_id}/access", response_class=HTMLResponse)
+def access_add(
+    request: Request,
+    client_id: str,
+    background: BackgroundTasks,
+    csrf_token: FormText = "",
+    member_reference: FormText = "",
+) -> Response:
+    require_csrf(request, csrf_token)
+    member = require_member(request)
+    context = app_context(request)
+    with context.session() as db:
+        client = _own_client(db, member, client_id)
+        if client is None:
+            return _not_found(request, "client")
+        try:
+            _entry, _added, mail_ids = clients_service.add_to_access_list(
+                context,
+                db,
+                client,
+                member_reference,
+                member,
+                by_staff=False,
+                ip=client_of(request).ip,
+            )
+        except RegistrationError as error:
+            return _client_page(
+                request, db, client, 400, errors=error.errors, member_reference=member_reference
+            )
+    deliver_later(background, context, mail_ids)
+    return _redirect(f"/portal/clients/{client_id}")
+
+
+@router.post("/clients/{client_id}/access/remove", response_class=HTMLResponse)
+def access_remove(
+    request: Request, client_id: str, csrf_token: FormText = "", member_reference: FormText = ""
+) -> Response:
+    require_csrf(request, csrf_token)
+    member = require_member(request)
+    context = app_context(request)
+    with context.session() as db:
+        client = _own_client(db, member, client_id)
+        if client is None:
+            return _not_found(request, "client")
+        try:
+            clients_service.remove_from_access_list(
+                db, client, member_reference, member, client_of(request).ip
+            )
+        except RegistrationError as error:
+            return _client_page(request, db, client, 400, errors=error.errors)
+    return _redirect(f"/portal/clients/{client_id}")
+
+
+# ----- the emailed one-time secret link -----------------------------------------------
+
+
+@router.get("/secret/{token}", response_class=HTMLResponse)
+def secret_link_page(request: Request, token: str) -> Response:
+    """A page with a button, not the secret: mail scanners that follow links spend nothing."""
+    require_member(request)
+    with app_context(request).session() as db:
+        client = clients_service.reveal_link_client(app_context(request), db, token)
+    return render(request, "portal_secret_link.html", {"client": client, "token": token})
+
+
+@router.post("/secret/{token}", response_class=HTMLResponse)
+def secret_link_reveal(request: Request, token: str, csrf_token: FormText = "") -> Response:
+    require_csrf(request, csrf_token)
+    member = require_member(request)
+    context = app_context(request)
+    with context.session() as db:
+        try:
+            client, secret = clients_service.reveal_by_link(
+                context, db, token, member, client_of(request).ip
+            )
+        except clients_service.RevealRefused as refused:
+            return render(
+                request,
+                "error.html",
+                {"title": "Secret not shown", "detail": refused.message},
+                status_code=410,
+            )
+    return render(request, "portal_secret.html", {"client": client, "secret": secret})
