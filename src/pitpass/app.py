@@ -14,11 +14,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
 from pitpass import __version__
+from pitpass.api import v1 as api_v1
+from pitpass.api.schemas import ErrorBody, FieldError
 from pitpass.config import Settings, load_settings
 from pitpass.db.migrate import is_up_to_date
 from pitpass.middleware import RequestContextMiddleware
@@ -66,12 +69,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await retry
             context.close()
 
-    app = FastAPI(
-        title=f"{context.settings.profile.service_name} API",
+    # FastAPIOffline: the /docs page's scripts come from the package, not a CDN.
+    app = FastAPIOffline(
+        title=f"{context.settings.profile.service_name} registration API",
         version=__version__,
         lifespan=lifespan,
-        docs_url=None,
+        docs_url="/docs",
         redoc_url=None,
+        description="Request and manage OAuth clients (PRODUCT.md §3). Sign in on the web "
+        "pages first; send `X-CSRF-Token` (from `GET /api/v1/me`) on every change.",
     )
     app.state.context = context
     app.add_middleware(RequestContextMiddleware, hsts=context.settings.uses_https)
@@ -80,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     for router in (signin.router, account.router, portal.router, console.router):
         app.include_router(router, include_in_schema=False)
+    app.include_router(api_v1.router)
     _add_health_routes(app, context)
     _add_error_pages(app)
     return app
@@ -101,6 +108,10 @@ def _add_health_routes(app: FastAPI, context: AppContext) -> None:
             log.warning("readiness check failed", extra={"error": type(error).__name__})
             return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
         return JSONResponse({"status": "ok", "database": "ok"})
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
 
 
 def _add_error_pages(app: FastAPI) -> None:
@@ -130,8 +141,16 @@ def _add_error_pages(app: FastAPI) -> None:
             status_code=403,
         )
 
+    @app.exception_handler(api_v1.ApiError)
+    def api_error(_request: Request, error: api_v1.ApiError) -> Response:
+        return error.response()
+
     @app.exception_handler(HTTPException)
     def http_error(request: Request, error: HTTPException) -> Response:
+        if _is_api(request):
+            code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "error")
+            body = ErrorBody(error=code, error_description=str(error.detail))
+            return JSONResponse(body.model_dump(), status_code=error.status_code)
         titles = {404: "Page not found", 405: "Method not allowed"}
         return render(
             request,
@@ -142,6 +161,20 @@ def _add_error_pages(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     def bad_request(request: Request, error: RequestValidationError) -> Response:
+        if _is_api(request):
+            fields = [
+                FieldError(
+                    field=".".join(str(p) for p in item["loc"] if p != "body") or "body",
+                    message=str(item["msg"]),
+                )
+                for item in error.errors()
+            ]
+            body = ErrorBody(
+                error="invalid_request",
+                error_description="; ".join(f"{f.field}: {f.message}" for f in fields),
+                fields=fields,
+            )
+            return JSONResponse(body.model_dump(), status_code=400)
         return render(
             request,
             "error.html",

@@ -25,6 +25,13 @@ PAGE_CSP = (
 )
 
 
+# The API docs page (Swagger UI, served from the fastapi-offline package) starts
+# with an inline script; nothing else may.
+DOCS_CSP = PAGE_CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'").replace(
+    "style-src 'self'", "style-src 'self' 'unsafe-inline'"
+)
+
+
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
         self.app = app
@@ -56,7 +63,8 @@ class RequestContextMiddleware:
                 headers.setdefault("x-content-type-options", "nosniff")
                 headers.setdefault("referrer-policy", "no-referrer")
                 if headers.get("content-type", "").startswith("text/html"):
-                    headers.setdefault("content-security-policy", PAGE_CSP)
+                    is_docs = scope.get("path") == "/docs"
+                    headers.setdefault("content-security-policy", DOCS_CSP if is_docs else PAGE_CSP)
                     headers.setdefault("x-frame-options", "DENY")
                     headers.setdefault("cache-control", "no-store")
                 if self.hsts:

@@ -1,0 +1,235 @@
+"""JSON shapes of the registration API.
+
+RFC 7591 metadata names where they fit (`client_name`, `client_uri`,
+`redirect_uris`, `contacts`, `grant_types`, `token_endpoint_auth_method`),
+plus Pitpass's own fields (`client_type`, `description`, `developer_name`,
+`audiences`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from pitpass.db.models import Client, RegistrationRequest
+from pitpass.services.clients import SecretStatus
+from pitpass.services.registration import ClientDetails
+
+# Our field names → the API's (RFC 7591) names, for error reports.
+API_FIELD_NAMES = {
+    "flows": "grant_types",
+    "developer_url": "client_uri",
+    "developer_email": "contacts",
+}
+
+
+def api_field(internal: str) -> str:
+    """`redirect_uris.2` → `redirect_uris[2]`; `developer_url` → `client_uri`."""
+    name, _, index = internal.partition(".")
+    name = API_FIELD_NAMES.get(name, name)
+    return f"{name}[{index}]" if index.isdigit() else name
+
+
+class ClientMetadata(BaseModel):
+    """What a developer asks for (PRODUCT.md §3)."""
+
+    client_name: str = Field("", examples=["My League Manager"])
+    client_type: str = Field(
+        "", examples=["server-side"], description="server-side, single-page-app, mobile or native"
+    )
+    grant_types: list[str] = Field(
+        default_factory=list,
+        examples=[["authorization_code"]],
+        description="authorization_code and/or password_limited (server-side only)",
+    )
+    description: str = Field("", examples=["league manager website"])
+    developer_name: str = Field("", examples=["My Racing League Inc."])
+    client_uri: str = Field(
+        "",
+        examples=["https://www.myleague.com"],
+        description="the developer's URL, shown to members",
+    )
+    contacts: list[str] = Field(
+        default_factory=list,
+        examples=[["developer@example.com"]],
+        description="one email: the developer's",
+    )
+    redirect_uris: list[str] = Field(
+        default_factory=list, examples=[["https://www.myleague.com/oauth/callback"]]
+    )
+    audiences: list[str] = Field(default_factory=list, examples=[["data-server"]])
+
+    def to_details(self) -> ClientDetails:
+        return ClientDetails(
+            client_name=self.client_name,
+            client_type=self.client_type,
+            flows=self.grant_types,
+            description=self.description,
+            developer_name=self.developer_name,
+            developer_url=self.client_uri,
+            developer_email=self.contacts[0] if self.contacts else "",
+            redirect_uris=self.redirect_uris,
+            audiences=self.audiences,
+        )
+
+    @classmethod
+    def of(cls, details: ClientDetails) -> ClientMetadata:
+        return cls(
+            client_name=details.client_name,
+            client_type=details.client_type,
+            grant_types=details.flows,
+            description=details.description,
+            developer_name=details.developer_name,
+            client_uri=details.developer_url,
+            contacts=[details.developer_email] if details.developer_email else [],
+            redirect_uris=details.redirect_uris,
+            audiences=details.audiences,
+        )
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every API error: a code, a sentence, and the fields at fault."""
+
+    error: str = Field(examples=["invalid_redirect_uri"])
+    error_description: str
+    fields: list[FieldError] = Field(default_factory=list)
+
+
+class RequestOut(ClientMetadata):
+    id: int
+    status: str
+    kind: str = Field(description="new or change")
+    client_id: str | None
+    token_endpoint_auth_method: str
+    submitted_at: datetime
+    due_at: datetime
+    decided_at: datetime | None
+    staff_message: str | None
+
+    @classmethod
+    def of_request(cls, item: RegistrationRequest, client: Client | None) -> RequestOut:
+        metadata = ClientMetadata.of(ClientDetails.of(item)).model_dump()
+        return cls(
+            **metadata,
+            id=item.id,
+            status=item.status,
+            kind="change" if item.is_change else "new",
+            client_id=client.client_id if client else None,
+            token_endpoint_auth_method=auth_method(item.client_type),
+            submitted_at=item.submitted_at,
+            due_at=item.due_at,
+            decided_at=item.decided_at,
+            staff_message=item.staff_message,
+        )
+
+
+class CheckOut(BaseModel):
+    level: str = Field(description="blocked or warning")
+    field: str
+    message: str
+
+
+class StaffRequestOut(RequestOut):
+    requester_email: str
+    requester_customer_id: int
+    overdue: bool
+    checks: list[CheckOut]
+
+
+class SecretStatusOut(BaseModel):
+    created_at: datetime | None
+    last_rotated_at: datetime | None
+    previous_valid_until: datetime | None
+    reveal_pending_until: datetime | None
+    viewed_at: datetime | None
+
+    @classmethod
+    def of(cls, status: SecretStatus) -> SecretStatusOut:
+        return cls(
+            created_at=status.created_at,
+            last_rotated_at=status.last_rotated_at,
+            previous_valid_until=status.previous_valid_until,
+            reveal_pending_until=status.reveal_pending_until,
+            viewed_at=status.revealed_at,
+        )
+
+
+class ClientOut(ClientMetadata):
+    client_id: str
+    token_endpoint_auth_method: str
+    disabled: bool
+    created_at: datetime
+    secret: SecretStatusOut | None
+
+    @classmethod
+    def of_client(cls, client: Client, status: SecretStatus | None) -> ClientOut:
+        return cls(
+            **ClientMetadata.of(ClientDetails.of(client)).model_dump(),
+            client_id=client.client_id,
+            token_endpoint_auth_method=auth_method(client.client_type),
+            disabled=client.is_disabled,
+            created_at=client.created_at,
+            secret=SecretStatusOut.of(status) if status else None,
+        )
+
+
+def auth_method(client_type: str) -> str:
+    """RFC 7591 §2: public clients authenticate with nothing but PKCE."""
+    return "client_secret_post" if client_type == "server-side" else "none"
+
+
+class SecretOut(BaseModel):
+    """Shown once: store it, it cannot be read again."""
+
+    client_id: str
+    client_secret: str
+    previous_secret_valid_until: datetime | None = None
+
+
+class AccessEntryOut(BaseModel):
+    email: str
+    customer_id: int
+    state: str = Field(description="active or pending (waiting for the member to accept)")
+
+
+class MemberReference(BaseModel):
+    member: str = Field(examples=["racer@example.com"], description="email or customer id")
+
+
+class StaffMessage(BaseModel):
+    message: str = ""
+
+
+class MeOut(BaseModel):
+    email: str
+    display_name: str
+    customer_id: int
+    staff: bool
+    csrf_token: str = Field(description="send it back as the X-CSRF-Token header on changes")
+
+
+class RequestPage(BaseModel):
+    items: list[RequestOut]
+    page: int
+    per_page: int
+    total: int
+
+
+class StaffRequestPage(BaseModel):
+    items: list[StaffRequestOut]
+    page: int
+    per_page: int
+    total: int
+
+
+class ClientPage(BaseModel):
+    items: list[ClientOut]
+    page: int
+    per_page: int
+    total: int
