@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import getpass
-import json
 import secrets
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from pitpass.config import ConfigError, Settings, load_settings
+from pitpass import cli_common as common
+from pitpass.cli_common import JsonOption, fail, print_json, print_table
+from pitpass.cli_staff import access_app, clients_app, requests_app
 from pitpass.db import migrate
 from pitpass.db.models import Member
 from pitpass.services import keys as keys_service
 from pitpass.services import members as members_service
-from pitpass.services.context import AppContext
 from pitpass.services.members import MemberError, NewMember
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Pitpass authorization service")
@@ -31,47 +25,11 @@ keys_app = typer.Typer(no_args_is_help=True, help="Token signing keys")
 app.add_typer(db_app, name="db")
 app.add_typer(members_app, name="members")
 app.add_typer(keys_app, name="keys")
+app.add_typer(requests_app, name="requests")
+app.add_typer(clients_app, name="clients")
+app.add_typer(access_app, name="access-list")
 
-out = Console()
 BOOTSTRAP_STAFF_EMAIL = "staff@pitpass.test"
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts")]
-
-
-def fail(message: str) -> typer.Exit:
-    typer.echo(f"pitpass: {message}", err=True)
-    return typer.Exit(2)
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigError as error:
-        raise fail(str(error)) from None
-
-
-@contextmanager
-def _context() -> Iterator[AppContext]:
-    context = AppContext.from_settings(_settings())
-    try:
-        yield context
-    except (OperationalError, ProgrammingError) as error:
-        raise fail(
-            f"the database refused the operation ({type(error.orig).__name__}); "
-            "is it reachable and upgraded (`pitpass db upgrade`)?"
-        ) from None
-    finally:
-        context.close()
-
-
-def _actor_label() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
-
-
-def _print_json(value: Any) -> None:
-    typer.echo(json.dumps(value, indent=2, default=str))
 
 
 # ----- serve and schema --------------------------------------------------------
@@ -88,8 +46,8 @@ def serve(
 
     from pitpass.logs import configure_logging
 
-    settings = _settings()
-    with _context() as context:
+    settings = common.settings()
+    with common.context() as context:
         if not migrate.is_up_to_date(context.engine):
             raise fail("the database schema is not up to date; run `pitpass db upgrade` first")
     if workers > 1 and not settings.redis_url:
@@ -118,7 +76,7 @@ def serve(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration."""
-    with _context() as context:
+    with common.context() as context:
         migrate.upgrade(context.engine)
     typer.echo("database schema is up to date")
 
@@ -126,7 +84,7 @@ def db_upgrade() -> None:
 @app.command()
 def setup() -> None:
     """Upgrade the schema; on an empty database create a staff account and print its password."""
-    with _context() as context:
+    with common.context() as context:
         migrate.upgrade(context.engine)
         with context.session() as db:
             keys_service.ensure_active_key(db, context.keyring)
@@ -174,7 +132,7 @@ def members_create(
 ) -> None:
     """Create a member; the password is read from a prompt or stdin."""
     password = _read_password()
-    with _context() as context, context.session() as db:
+    with common.context() as context, context.session() as db:
         try:
             member = members_service.create_member(
                 db,
@@ -186,14 +144,14 @@ def members_create(
                     customer_id=customer_id,
                     group_ids=group_id or [],
                 ),
-                actor_label=_actor_label(),
+                actor_label=common.actor_label(),
             )
         except MemberError as error:
             option = {"display_name": "name", "group_ids": "group-id"}.get(error.field, error.field)
             raise fail(f"--{option.replace('_', '-')}: {error.message}") from None
         summary = _member_summary(member)
     if as_json:
-        _print_json(summary)
+        print_json(summary)
     else:
         typer.echo(f"created member {summary['email']} with customer id {summary['customer_id']}")
 
@@ -215,21 +173,12 @@ def members_list(
     as_json: JsonOption = False,
 ) -> None:
     """List members."""
-    with _context() as context, context.session() as db:
+    with common.context() as context, context.session() as db:
         rows = [_member_summary(m) for m in db.scalars(select(Member).order_by(Member.id))]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
-    _print_table("Members", ["customer_id", "email", "display_name", "staff", "disabled"], rows)
-
-
-def _print_table(title: str, columns: list[str], rows: list[dict[str, Any]]) -> None:
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*(str(row[column]) for column in columns))
-    out.print(table)
+    print_table("Members", ["customer_id", "email", "display_name", "staff", "disabled"], rows)
 
 
 # ----- keys --------------------------------------------------------------------------
@@ -248,12 +197,12 @@ def _key_summary(record: Any) -> dict[str, Any]:
 @keys_app.command("list")
 def keys_list(as_json: JsonOption = False) -> None:
     """List signing keys, newest first."""
-    with _context() as context, context.session() as db:
+    with common.context() as context, context.session() as db:
         rows = [_key_summary(record) for record in keys_service.all_keys(db)]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
-    _print_table("Signing keys", ["kid", "algorithm", "status", "created_at", "retired_at"], rows)
+    print_table("Signing keys", ["kid", "algorithm", "status", "created_at", "retired_at"], rows)
 
 
 @keys_app.command("rotate")
@@ -261,11 +210,11 @@ def keys_rotate(
     as_json: JsonOption = False,
 ) -> None:
     """Make a new signing key; older keys stay published until their tokens expire."""
-    with _context() as context, context.session() as db:
-        new, retired = keys_service.rotate(db, context.keyring, _actor_label())
+    with common.context() as context, context.session() as db:
+        new, retired = keys_service.rotate(db, context.keyring, common.actor_label())
         summary = _key_summary(new) | {"retired": retired}
     if as_json:
-        _print_json(summary)
+        print_json(summary)
     else:
         typer.echo(f"new signing key {summary['kid']}; retired: {', '.join(retired) or 'none'}")
 
