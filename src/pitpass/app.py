@@ -28,6 +28,7 @@ from pitpass.middleware import RequestContextMiddleware
 from pitpass.services import keys
 from pitpass.services.context import AppContext
 from pitpass.web import account, console, portal, signin
+from pitpass.web.book import book_router
 from pitpass.web.common import CsrfRejected, SignInRequired, StaffOnly, render, signin_url
 
 log = logging.getLogger("pitpass.app")
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (signin.router, account.router, portal.router, console.router):
         app.include_router(router, include_in_schema=False)
     app.include_router(api_v1.router)
+    app.include_router(book_router(context.settings.issuer_path))
     _add_health_routes(app, context)
     _add_error_pages(app)
     return app

@@ -1,0 +1,42 @@
+"""The developer book shows the live settings (PRODUCT.md §5)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import Site
+
+
+def test_registration_chapter_reflects_the_live_settings(
+    site_factory: Any, sqlite_backend: Any
+) -> None:
+    site: Site = site_factory(
+        sqlite_backend,
+        request_due_days=5,
+        secret_grace_days=3,
+        profile={
+            "service_name": "Grid Auth",
+            "audiences": ["data-server", "league-api"],
+            "brand_words": ["gridauth"],
+        },
+    )
+    page = site.browser().get("/oauth2/book/client_registration.html")
+    assert page.status_code == 200
+    assert "within <strong>5 days</strong>" in page.text
+    assert "<strong>3 days</strong>" in page.text
+    assert "<code>league-api</code>" in page.text
+    assert "<code>gridauth</code>" in page.text
+    assert "Grid Auth" in page.text
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+
+
+def test_book_index_links_every_chapter_and_unknown_pages_are_404(sqlite_site: Site) -> None:
+    browser = sqlite_site.browser()
+    index = browser.get("/oauth2/book/")
+    assert 'href="redirect_uris_overview.html"' in index.text
+    assert browser.get("/oauth2/book").status_code == 308
+    assert browser.get("/oauth2/book/redirect_uris_overview.html").status_code == 200
+    missing = browser.get("/oauth2/book/nope.html")
+    assert missing.status_code == 404
+    assert "The book has no page" in missing.text
+    assert browser.get("/oauth2/book/..%2Fconfig.html").status_code == 404
