@@ -138,6 +138,21 @@ class Mailbox:
                     raise AssertionError(f"no message #{count} for {to} within {timeout}s")
                 self._arrived.wait(remaining)
 
+    def wait_for_match(self, to: str, pattern: str, timeout: float = 15) -> re.Match[str]:
+        """The first match of `pattern` in the bodies of messages to `to`, newest first."""
+        deadline = time.monotonic() + timeout
+        with self._arrived:
+            while True:
+                for message in reversed([m for m in self.messages if m["To"] == to]):
+                    body = message.get_payload(decode=True)
+                    assert isinstance(body, bytes)
+                    if match := re.search(pattern, body.decode()):
+                        return match
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"no message to {to} matching {pattern!r}")
+                self._arrived.wait(remaining)
+
     def count_for(self, to: str) -> int:
         with self._arrived:
             return sum(1 for m in self.messages if m["To"] == to)

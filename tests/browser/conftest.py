@@ -62,6 +62,19 @@ class Stage:
         context.set_default_timeout(15_000)
         return context.new_page()
 
+    def sign_in(self, email: str, password: str, next_path: str = "/account") -> Page:
+        """A fresh browser signed in as `email` (password, then the emailed code)."""
+        page = self.new_page()
+        sent_before = self.mailbox.count_for(email)
+        page.goto(f"/signin?next={next_path}")
+        page.get_by_label("Email").fill(email)
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Continue").click()
+        page.get_by_label("Code").fill(self.mailbox.code_for(email, sent_before + 1))
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"**{next_path}")
+        return page
+
     def add_member(self, email: str, password: str, *flags: str) -> None:
         result = self.server.pitpass(
             "members",

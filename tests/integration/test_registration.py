@@ -95,11 +95,9 @@ def approve(site: Site, staff: TestClient, fields: dict[str, Any], developer: Te
 
 
 def reveal_link(site: Site, client_id: str) -> str:
-    mail = site.mailbox.wait_for(DEV, count=site.mailbox.count_for(DEV))
-    body = mail.get_payload(decode=True).decode()  # type: ignore[union-attr]
-    assert client_id in body
-    match = re.search(r"http://\S+/portal/secret/(\S+)", body)
-    assert match, body
+    match = site.mailbox.wait_for_match(
+        DEV, rf"client_id: {client_id}\s[\s\S]*?/portal/secret/(\S+)"
+    )
     return match.group(1)
 
 
