@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint clean
+.PHONY: run test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +27,13 @@ test: $(VENV)/.dev-installed lint
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.dev-installed
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+
+## bench: the registration lists benchmark (JSON on stdout); see bench/ for the scenarios
+bench: $(VENV)/.dev-installed
+	$(BIN)/python -m bench registration
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -135,11 +135,14 @@ class CheckOut(BaseModel):
     message: str
 
 
-class StaffRequestOut(RequestOut):
+class StaffRequestSummary(RequestOut):
     requester_email: str
     requester_customer_id: int
     overdue: bool
-    checks: list[CheckOut]
+
+
+class StaffRequestOut(StaffRequestSummary):
+    checks: list[CheckOut] = Field(description="the automatic checks: blocked or warning")
 
 
 class SecretStatusOut(BaseModel):
@@ -222,7 +225,7 @@ class RequestPage(BaseModel):
 
 
 class StaffRequestPage(BaseModel):
-    items: list[StaffRequestOut]
+    items: list[StaffRequestSummary]
     page: int
     per_page: int
     total: int

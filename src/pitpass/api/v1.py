@@ -32,6 +32,7 @@ from pitpass.api.schemas import (
     StaffMessage,
     StaffRequestOut,
     StaffRequestPage,
+    StaffRequestSummary,
     api_field,
 )
 from pitpass.db.models import Client, Member, RegistrationRequest
@@ -172,6 +173,16 @@ def _request_out(db: Session, item: RegistrationRequest) -> RequestOut:
 
 def _client_out(db: Session, client: Client) -> ClientOut:
     return ClientOut.of_client(client, clients_service.secret_status(db, client))
+
+
+def _client_page(db: Session, rows: list[Client], info: registration.Page) -> ClientPage:
+    statuses = clients_service.secret_statuses(db, rows)
+    return ClientPage(
+        items=[ClientOut.of_client(c, statuses.get(c.id)) for c in rows],
+        page=info.number,
+        per_page=info.per_page,
+        total=info.total,
+    )
 
 
 def _access_out(db: Session, client: Client) -> list[AccessEntryOut]:
@@ -397,6 +408,17 @@ def remove_from_access_list(
 # ----- staff ---------------------------------------------------------------------------
 
 
+def _staff_summary(db: Session, item: RegistrationRequest) -> StaffRequestSummary:
+    requester = db.get(Member, item.requester_id)
+    assert requester is not None
+    return StaffRequestSummary(
+        **_request_out(db, item).model_dump(),
+        requester_email=requester.email,
+        requester_customer_id=requester.customer_id,
+        overdue=registration.is_overdue(item),
+    )
+
+
 def _staff_request_out(
     context: AppContext, db: Session, item: RegistrationRequest
 ) -> StaffRequestOut:
@@ -404,8 +426,6 @@ def _staff_request_out(
     review = registration.review_details(
         db, context.settings, ClientDetails.of(item), changing=changing_client
     )
-    requester = db.get(Member, item.requester_id)
-    assert requester is not None
     checks = [
         CheckOut(level="blocked", field=api_field(k), message=m)
         for k, m in review.errors.items()
@@ -415,24 +435,18 @@ def _staff_request_out(
         for k, messages in review.warnings.items()
         for m in messages
     ]
-    return StaffRequestOut(
-        **_request_out(db, item).model_dump(),
-        requester_email=requester.email,
-        requester_customer_id=requester.customer_id,
-        overdue=registration.is_overdue(item),
-        checks=checks,
-    )
+    return StaffRequestOut(**_staff_summary(db, item).model_dump(), checks=checks)
 
 
 @router.get("/staff/requests", response_model=StaffRequestPage, tags=["staff"])
 def staff_queue(
     request: Request, staff: StaffReader, page: int = 1, status: str = registration.SUBMITTED
 ) -> StaffRequestPage:
-    """The review queue, earliest due first."""
-    with unit_of_work(request) as (context, db):
+    """The review queue, earliest due first (a request's checks: GET it by id)."""
+    with unit_of_work(request) as (_context, db):
         rows, info = registration.staff_queue(db, page, [s.strip() for s in status.split(",")])
         return StaffRequestPage(
-            items=[_staff_request_out(context, db, r) for r in rows],
+            items=[_staff_summary(db, r) for r in rows],
             page=info.number,
             per_page=info.per_page,
             total=info.total,

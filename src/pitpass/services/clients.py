@@ -296,17 +296,13 @@ class SecretStatus:
     revealed_via: str | None
 
 
-def secret_status(db: Session, client: Client) -> SecretStatus | None:
-    if not is_confidential(client):
-        return None
-    every = list(
-        db.scalars(
-            select(ClientSecret)
-            .where(ClientSecret.client_pk == client.id)
-            .order_by(ClientSecret.created_at, ClientSecret.id)
-        )
-    )
-    live = _live_secrets(db, client)
+def _status_of(every: list[ClientSecret], now: datetime) -> SecretStatus:
+    """`every` secret of one client, oldest first."""
+    live = [
+        s
+        for s in reversed(every)
+        if s.revoked_at is None and (s.expires_at is None or s.expires_at > now)
+    ]
     current = next((s for s in live if s.expires_at is None), None)
     previous = next((s for s in live if s.expires_at is not None), None)
     pending = current if current and current.reveal_sealed and not current.revealed_at else None
@@ -318,6 +314,26 @@ def secret_status(db: Session, client: Client) -> SecretStatus | None:
         revealed_at=current.revealed_at if current else None,
         revealed_via=current.revealed_via if current else None,
     )
+
+
+def secret_statuses(db: Session, clients: list[Client]) -> dict[int, SecretStatus]:
+    """The secret status of each confidential client, in one query (lists show many)."""
+    confidential = [c.id for c in clients if is_confidential(c)]
+    by_client: dict[int, list[ClientSecret]] = {pk: [] for pk in confidential}
+    if confidential:
+        rows = db.scalars(
+            select(ClientSecret)
+            .where(ClientSecret.client_pk.in_(confidential))
+            .order_by(ClientSecret.created_at, ClientSecret.id)
+        )
+        for secret in rows:
+            by_client[secret.client_pk].append(secret)
+    now = utcnow()
+    return {pk: _status_of(every, now) for pk, every in by_client.items()}
+
+
+def secret_status(db: Session, client: Client) -> SecretStatus | None:
+    return secret_statuses(db, [client]).get(client.id)
 
 
 class RevealRefused(Exception):

@@ -1,0 +1,1 @@
+"""Benchmarks: performance targets live here, never in timed tests."""
