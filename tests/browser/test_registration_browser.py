@@ -40,8 +40,10 @@ def decide(staff: Page, client_name: str, button: str, message: str = "") -> Non
     staff.get_by_role("button", name=button).click()
 
 
-def emailed_link(stage: Stage) -> str:
-    return stage.mailbox.wait_for_match(DEV, r"http://\S+/portal/secret/\S+").group(0)
+def emailed_link(stage: Stage, client_id: str) -> str:
+    """The one-time secret link from the approval mail of `client_id`."""
+    pattern = rf"client_id: {client_id}\s[\s\S]*?(http://\S+/portal/secret/\S+)"
+    return stage.mailbox.wait_for_match(DEV, pattern).group(1)
 
 
 def test_templates_bad_fields_approval_secret_once_link_once_rotation(
@@ -81,7 +83,7 @@ def test_templates_bad_fields_approval_secret_once_link_once_rotation(
 
     # The data tool's secret comes through the emailed link: once.
     decide(staff, "My Sim Data Tool", "Approve and issue")
-    link = emailed_link(stage)
+    link = emailed_link(stage, "my-sim-data-tool")
     developer.goto(link)
     developer.get_by_role("button", name="Show the secret once").click()
     expect(developer.locator("#client-secret")).to_be_visible()

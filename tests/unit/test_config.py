@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pitpass.config import ConfigError, load_settings
-from tests.support import TEST_SECRET_KEY, run_cli, server_env
+from tests.support import TEST_SECRET_KEY, run_cli_process, server_env
 
 
 @pytest.fixture(autouse=True)
@@ -106,7 +106,7 @@ def test_other_databases_need_an_explicit_secret_key(monkeypatch: pytest.MonkeyP
 def test_cli_stops_with_one_line_for_a_wrong_setting(tmp_path: Path) -> None:
     env = server_env(tmp_path, {"PITPASS_DATABASE_URL": "oracle://x/y"})
     for command in (["db", "upgrade"], ["serve"], ["members", "list"]):
-        result = run_cli(env, *command)
+        result = run_cli_process(env, *command)
         assert result.returncode == 2
         lines = result.stderr.strip().splitlines()
         assert lines == [

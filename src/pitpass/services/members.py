@@ -8,6 +8,7 @@ masked form.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,8 +30,12 @@ MAX_EMAIL_LENGTH = 320
 MAX_NAME_LENGTH = 100
 
 _hasher = PasswordHasher()  # argon2id with the library's RFC 9106 defaults
-# Verified against when the email is unknown, so both failures cost the same time.
-_UNKNOWN_MEMBER_HASH = _hasher.hash(mask_secret("not a password", "nobody@pitpass.invalid"))
+
+
+@functools.cache
+def _unknown_member_hash() -> str:
+    """Verified against when the email is unknown, so both failures cost the same time."""
+    return _hasher.hash(mask_secret("not a password", "nobody@pitpass.invalid"))
 
 
 class MemberError(ValueError):
@@ -63,7 +68,7 @@ def verify_masked_password(member: Member | None, masked_password: str) -> bool:
     try:
         return (
             _hasher.verify(
-                member.password_hash if member else _UNKNOWN_MEMBER_HASH, masked_password
+                member.password_hash if member else _unknown_member_hash(), masked_password
             )
             and member is not None
         )
