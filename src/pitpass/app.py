@@ -25,6 +25,11 @@ from pitpass.api.schemas import ErrorBody, FieldError
 from pitpass.config import Settings, load_settings
 from pitpass.db.migrate import is_up_to_date
 from pitpass.middleware import RequestContextMiddleware
+from pitpass.oauth.authorize import authorize_router
+from pitpass.oauth.endpoints import protocol_routes
+from pitpass.oauth.store import TokenStore
+from pitpass.oauth.token import OAuthRuntime
+from pitpass.oauth.tokens import TokenSigner
 from pitpass.services import keys
 from pitpass.services.context import AppContext
 from pitpass.web import account, console, portal, signin
@@ -81,6 +86,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "pages first; send `X-CSRF-Token` (from `GET /api/v1/me`) on every change.",
     )
     app.state.context = context
+    app.state.oauth = OAuthRuntime(context, TokenStore(context.engine), TokenSigner(context))
+    # The protocol's plain Starlette routes go first: the token endpoint is the hot path.
+    app.router.routes[:0] = protocol_routes(context.settings.issuer_path)
     app.add_middleware(RequestContextMiddleware, hsts=context.settings.uses_https)
     app.mount(
         "/static", StaticFiles(directory=str(Path(__file__).parent / "web" / "static")), "static"
@@ -89,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, include_in_schema=False)
     app.include_router(api_v1.router)
     app.include_router(book_router(context.settings.issuer_path))
+    app.include_router(authorize_router(context.settings.issuer_path))
     _add_health_routes(app, context)
     _add_error_pages(app)
     return app

@@ -45,6 +45,8 @@ class Profile(BaseModel):
     claim_customer_id: str = "iracing_cust_id"
     claim_group_ids: str = "iracing_group_ids"
     claim_environment: str = "iracing_env"
+    environment: str | None = None  # the value of that claim; None (null) by default
+    default_scope: str = "iracing.auth"  # granted when /authorize is sent no scope
 
     @field_validator("scopes")
     @classmethod
@@ -56,6 +58,12 @@ class Profile(BaseModel):
         if not value:
             raise ValueError("at least one scope is required")
         return value
+
+    @model_validator(mode="after")
+    def _default_scope_is_known(self) -> Profile:
+        if self.default_scope not in self.scopes:
+            raise ValueError(f"default_scope {self.default_scope!r} is not one of the scopes")
+        return self
 
 
 class ConfigError(Exception):
@@ -93,6 +101,11 @@ class Settings(BaseSettings):
     signin_failures_per_account: str = "5/15 minutes"
     signin_failures_per_ip: str = "30/15 minutes"
     forwarded_allow_ips: str = "127.0.0.1"
+
+    # The protocol (PRODUCT.md §4).
+    authorization_code_seconds: int = Field(default=60, ge=10, le=600)
+    password_limited_rate: str = "10/hour"  # noqa: S105 - per client and username
+    client_auth_failures_per_client: str = "20/minute"
 
     # The developer program (PRODUCT.md §3).
     request_due_days: int = Field(default=10, ge=1, le=90)
@@ -146,7 +159,12 @@ class Settings(BaseSettings):
             raise ValueError(f"must be at least {MIN_SECRET_KEY_LENGTH} characters of random text")
         return value
 
-    @field_validator("signin_failures_per_account", "signin_failures_per_ip")
+    @field_validator(
+        "signin_failures_per_account",
+        "signin_failures_per_ip",
+        "password_limited_rate",
+        "client_auth_failures_per_client",
+    )
     @classmethod
     def _is_rate_limit(cls, value: str) -> str:
         try:

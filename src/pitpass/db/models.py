@@ -122,6 +122,11 @@ class WebSession(Base):
     revoked_at: Mapped[datetime | None]
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(512))
+    # The remembered browser this session signed in from or created, so that
+    # `/revoke/current?forget_browser=true` can forget it (PRODUCT.md §4).
+    remembered_browser_id: Mapped[int | None] = mapped_column(
+        ForeignKey("remembered_browsers.id", ondelete="SET NULL")
+    )
 
 
 class RememberedBrowser(Base):
@@ -215,6 +220,14 @@ class Client(Base):
     )
     is_disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     disabled_at: Mapped[datetime | None]
+    # Token lifetimes (PRODUCT.md §4 defaults), configurable per client.
+    access_token_seconds: Mapped[int] = mapped_column(Integer, default=600, server_default="600")
+    refresh_token_seconds: Mapped[int] = mapped_column(
+        Integer, default=604800, server_default="604800"
+    )
+    # A used refresh token presented again within this many seconds is not
+    # treated as theft (RFC 9700 §4.14.2 leaves the window to the server).
+    refresh_grace_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -284,3 +297,79 @@ class AccessListEntry(Base):
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
     accepted_at: Mapped[datetime | None]
     removed_at: Mapped[datetime | None]
+
+
+# ----- the protocol (PRODUCT.md §4) -----------------------------------------------------
+
+
+class OAuthSession(Base):
+    """One sign-in of a member to a client; every token it issues carries its id."""
+
+    __tablename__ = "oauth_sessions"
+    __table_args__ = (Index("ix_oauth_sessions_member_client", "member_id", "client_pk"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # a UUID: the session_id
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    client_pk: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    scope: Mapped[str] = mapped_column(String(500))
+    auth_time: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    revoked_reason: Mapped[str | None] = mapped_column(String(64))
+    first_ip: Mapped[str | None] = mapped_column(String(64))
+    last_ip: Mapped[str | None] = mapped_column(String(64))
+    first_user_agent: Mapped[str | None] = mapped_column(String(512))
+    last_user_agent: Mapped[str | None] = mapped_column(String(512))
+    # The browser that signed in, so "forget this browser" can reach it.
+    web_session_id: Mapped[int | None] = mapped_column(ForeignKey("web_sessions.id"))
+
+
+class AuthorizationCode(Base):
+    """Single use, 60 s (PRODUCT.md §4); stored as a keyed hash."""
+
+    __tablename__ = "authorization_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_pk: Mapped[int] = mapped_column(ForeignKey("clients.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    session_id: Mapped[str] = mapped_column(String(36))  # the session its redemption opens
+    redirect_uri: Mapped[str] = mapped_column(String(2000))
+    scope: Mapped[str] = mapped_column(String(500))
+    code_challenge: Mapped[str | None] = mapped_column(String(128))
+    code_challenge_method: Mapped[str | None] = mapped_column(String(8))
+    auth_time: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    consumed_at: Mapped[datetime | None]
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    web_session_id: Mapped[int | None] = mapped_column(ForeignKey("web_sessions.id"))
+
+
+class RefreshToken(Base):
+    """Opaque, single use, rotated on every refresh; stored as a keyed hash."""
+
+    __tablename__ = "refresh_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("oauth_sessions.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class Consent(Base):
+    """A member's yes to a client for a set of scopes; remembered until withdrawn."""
+
+    __tablename__ = "consents"
+    __table_args__ = (Index("ix_consents_member_client", "member_id", "client_pk"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    client_pk: Mapped[int] = mapped_column(ForeignKey("clients.id"))
+    scope: Mapped[str] = mapped_column(String(500))  # sorted, space-separated
+    granted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    withdrawn_at: Mapped[datetime | None]

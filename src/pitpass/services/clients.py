@@ -24,6 +24,7 @@ from pitpass.db.models import (
     Client,
     ClientSecret,
     Member,
+    OAuthSession,
     RegistrationRequest,
     utcnow,
 )
@@ -476,6 +477,12 @@ def set_disabled(
             )
     client.is_disabled = disabled
     client.disabled_at = utcnow() if disabled else None
+    if disabled:  # PRODUCT.md §3: disabling signs every member out of the client
+        db.execute(
+            update(OAuthSession)
+            .where(OAuthSession.client_pk == client.id, OAuthSession.revoked_at.is_(None))
+            .values(revoked_at=utcnow(), revoked_reason="client_disabled")
+        )
     audit.record(
         db,
         "client.disabled" if disabled else "client.enabled",

@@ -63,17 +63,19 @@ def hash_masked_password(masked_password: str) -> str:
     return _hasher.hash(masked_password)
 
 
-def verify_masked_password(member: Member | None, masked_password: str) -> bool:
-    """Constant work whether or not the member exists (argon2 either way)."""
+def masked_password_matches(stored_hash: str | None, masked_password: str) -> bool:
+    """Constant work whether or not there is an account (argon2 either way)."""
     try:
         return (
-            _hasher.verify(
-                member.password_hash if member else _unknown_member_hash(), masked_password
-            )
-            and member is not None
+            _hasher.verify(stored_hash or _unknown_member_hash(), masked_password)
+            and stored_hash is not None
         )
     except (VerificationError, InvalidHashError):
         return False
+
+
+def verify_masked_password(member: Member | None, masked_password: str) -> bool:
+    return masked_password_matches(member.password_hash if member else None, masked_password)
 
 
 def verify_password(member: Member | None, email: str, password: str) -> bool:

@@ -35,6 +35,12 @@ class Throttle:
     def count_failure(self, key: str) -> None:
         self.limiter.hit(self.limit, self.name, key)
 
+    def take(self, key: str) -> tuple[bool, int, int]:
+        """Count one attempt: (allowed, remaining, seconds until the window resets)."""
+        allowed = self.limiter.hit(self.limit, self.name, key)
+        stats = self.limiter.get_window_stats(self.limit, self.name, key)
+        return allowed, stats.remaining, max(0, math.ceil(stats.reset_time - time.time()))
+
     def clear(self, key: str) -> None:
         self.limiter.clear(self.limit, self.name, key)
 
@@ -49,6 +55,8 @@ def make_storage(redis_url: str | None, key_prefix: str) -> Storage:
 class Throttles:
     signin_account: Throttle
     signin_ip: Throttle
+    password_limited: Throttle  # every password_limited attempt, per client and username
+    client_auth: Throttle  # failed client authentication at /token, per client and IP
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Throttles:
@@ -60,4 +68,10 @@ class Throttles:
                 "signin-account", parse(settings.signin_failures_per_account), limiter
             ),
             signin_ip=Throttle("signin-ip", parse(settings.signin_failures_per_ip), limiter),
+            password_limited=Throttle(
+                "password-limited", parse(settings.password_limited_rate), limiter
+            ),
+            client_auth=Throttle(
+                "client-auth", parse(settings.client_auth_failures_per_client), limiter
+            ),
         )

@@ -223,7 +223,13 @@ def check_code(ctx: AppContext, db: Session, token: str | None, typed: str) -> C
 # ----- signed-in browsers -----------------------------------------------------
 
 
-def open_web_session(ctx: AppContext, db: Session, member: Member, client: Client) -> str:
+def open_web_session(
+    ctx: AppContext,
+    db: Session,
+    member: Member,
+    client: Client,
+    remembered_browser_id: int | None = None,
+) -> str:
     """Sign the browser in; return the raw session token for its cookie."""
     token = new_token()
     db.add(
@@ -233,6 +239,7 @@ def open_web_session(ctx: AppContext, db: Session, member: Member, client: Clien
             expires_at=utcnow() + timedelta(hours=ctx.settings.web_session_hours),
             ip=client.ip,
             user_agent=(client.user_agent or "")[:512] or None,
+            remembered_browser_id=remembered_browser_id,
         )
     )
     if member.email_verified_at is None:
@@ -282,18 +289,18 @@ def _remember_serializer(ctx: AppContext) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(ctx.keyring.cookie_signing_key, salt="remember-browser")
 
 
-def remember_browser(ctx: AppContext, db: Session, member: Member) -> str:
-    """Record a remembered browser; return the signed cookie value."""
+def remember_browser(ctx: AppContext, db: Session, member: Member) -> tuple[str, int]:
+    """Record a remembered browser; return the signed cookie value and the record id."""
     token = new_token()
     days = ctx.settings.remember_browser_days
-    db.add(
-        RememberedBrowser(
-            token_hash=ctx.keyring.token_hash(token),
-            member_id=member.id,
-            expires_at=utcnow() + timedelta(days=days),
-        )
+    record = RememberedBrowser(
+        token_hash=ctx.keyring.token_hash(token),
+        member_id=member.id,
+        expires_at=utcnow() + timedelta(days=days),
     )
-    return _remember_serializer(ctx).dumps({"m": member.id, "t": token})
+    db.add(record)
+    db.flush()
+    return _remember_serializer(ctx).dumps({"m": member.id, "t": token}), record.id
 
 
 def _remembered_record(
@@ -322,10 +329,17 @@ def _remembered_record(
 def browser_memory(
     ctx: AppContext, db: Session, cookie: str | None, member: Member
 ) -> BrowserMemory:
-    state, _record, member_id = _remembered_record(ctx, db, cookie)
+    return recognise_browser(ctx, db, cookie, member)[0]
+
+
+def recognise_browser(
+    ctx: AppContext, db: Session, cookie: str | None, member: Member
+) -> tuple[BrowserMemory, int | None]:
+    """Whether this browser is remembered for `member`, and the record that says so."""
+    state, record, member_id = _remembered_record(ctx, db, cookie)
     if state is BrowserMemory.REMEMBERED and member_id != member.id:
-        return BrowserMemory.NOT_REMEMBERED  # remembered for someone else on this browser
-    return state
+        return BrowserMemory.NOT_REMEMBERED, None  # remembered for someone else
+    return state, (record.id if record and state is BrowserMemory.REMEMBERED else None)
 
 
 def forget_browser(ctx: AppContext, db: Session, cookie: str | None) -> None:

@@ -111,11 +111,11 @@ def signin_submit(
             return _signin_refused(request, refused, next_path, force_code, email)
         if force_code:
             signin.forget_browser(context, db, remember_cookie)
-            memory = signin.BrowserMemory.NOT_REMEMBERED
+            memory, remembered_id = signin.BrowserMemory.NOT_REMEMBERED, None
         else:
-            memory = signin.browser_memory(context, db, remember_cookie, member)
+            memory, remembered_id = signin.recognise_browser(context, db, remember_cookie, member)
         if memory is signin.BrowserMemory.REMEMBERED:
-            session_token = signin.open_web_session(context, db, member, client)
+            session_token = signin.open_web_session(context, db, member, client, remembered_id)
             return _signed_in_response(request, context, session_token, next_path)
         challenge_token, mail_id = signin.start_challenge(
             context,
@@ -182,8 +182,11 @@ def code_submit(
         challenge = check.challenge
         member = db.get(Member, challenge.member_id) if challenge else None
         if check.outcome is signin.CodeOutcome.ACCEPTED and challenge and member:
-            session_token = signin.open_web_session(context, db, member, client)
-            remember_value = signin.remember_browser(context, db, member) if remember else None
+            remembered = signin.remember_browser(context, db, member) if remember else None
+            session_token = signin.open_web_session(
+                context, db, member, client, remembered[1] if remembered else None
+            )
+            remember_value = remembered[0] if remembered else None
             response = _signed_in_response(request, context, session_token, challenge.next_path)
             delete_cookie(request, response, CHALLENGE_COOKIE)
             if remember_value:

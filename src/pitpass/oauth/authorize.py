@@ -1,0 +1,322 @@
+"""`GET /oauth2/authorize` and its consent form (PRODUCT.md §4, RFC 6749 §4.1, RFC 7636).
+
+Until the client and its redirect URI are known and match, every error is a
+JSON body and never a redirect (no open redirects). After that, errors go
+back to the client's redirect URI with `error`, `error_description`,
+`error_uri`, `state` and `iss` (RFC 9207).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pitpass.core import pkce
+from pitpass.core.redirect_uris import redirect_uri_matches
+from pitpass.core.scopes import join_scope, parse_scope, unknown_scopes
+from pitpass.db.models import AuthorizationCode, Consent, Member, WebSession, utcnow
+from pitpass.oauth.errors import OAuthError, json_error, redirect_error, with_query
+from pitpass.oauth.store import ClientRecord
+from pitpass.oauth.token import OAuthRuntime
+from pitpass.services import audit
+from pitpass.services.clients import by_client_id
+from pitpass.web.common import (
+    SESSION_COOKIE,
+    app_context,
+    client_of,
+    render,
+    require_csrf,
+    signin_url,
+)
+
+VERIFY_MARKER = "pitpass_verified_after"  # our own parameter; clients never send it
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    """A request that passed every check: safe to redirect to, ready for consent."""
+
+    client: ClientRecord
+    redirect_uri: str
+    scope: str
+    state: str | None
+    code_challenge: str | None
+    code_challenge_method: str | None
+    force_verify: bool
+    verified_after: int | None
+    params: dict[str, str]
+
+
+class UntrustedRedirect(Exception):
+    """The client or redirect URI is not known: answer with JSON, never redirect."""
+
+    def __init__(self, error: OAuthError) -> None:
+        self.error = error
+
+
+class RedirectableError(Exception):
+    def __init__(self, redirect_uri: str, error: OAuthError, state: str | None) -> None:
+        self.redirect_uri = redirect_uri
+        self.error = error
+        self.state = state
+
+
+def single_values(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for name, value in pairs:
+        if name in params:
+            raise UntrustedRedirect(OAuthError("invalid_request", f"parameter {name} is repeated"))
+        params[name] = value
+    return params
+
+
+def check_request(runtime: OAuthRuntime, params: dict[str, str]) -> AuthorizationRequest:
+    """Every check of PRODUCT.md §4, in the order that decides JSON versus redirect."""
+    client_id = params.get("client_id", "")
+    if not client_id:
+        raise UntrustedRedirect(OAuthError("invalid_request", "client_id missing"))
+    client = runtime.store.client(client_id, utcnow())
+    if client is None:
+        raise UntrustedRedirect(OAuthError("invalid_client", "unknown client_id"))
+    if client.is_disabled:
+        raise UntrustedRedirect(OAuthError("unauthorized_client", "this client is disabled"))
+    redirect_uri = params.get("redirect_uri", "")
+    if not redirect_uri:
+        raise UntrustedRedirect(OAuthError("invalid_request", "redirect_uri missing"))
+    if not any(redirect_uri_matches(r, redirect_uri) for r in client.redirect_uris):
+        raise UntrustedRedirect(
+            OAuthError("invalid_request", "redirect_uri is not registered for this client")
+        )
+    state = params.get("state")
+
+    def fail(error: str, description: str) -> RedirectableError:
+        return RedirectableError(redirect_uri, OAuthError(error, description), state)
+
+    response_type = params.get("response_type")
+    if not response_type:
+        raise fail("invalid_request", "response_type missing")
+    if response_type != "code":
+        raise fail("unsupported_response_type", "only response_type=code is supported")
+    if "authorization_code" not in client.flows:
+        raise fail("unauthorized_client", "this client may not use authorization_code")
+    profile = runtime.ctx.settings.profile
+    raw_scope = params.get("scope", "")
+    wanted = parse_scope(raw_scope) if raw_scope.strip() else [profile.default_scope]
+    if extra := unknown_scopes(wanted, profile.scopes):
+        raise fail("invalid_scope", f"unknown scope {extra[0]}")
+    challenge = params.get("code_challenge") or None
+    method = params.get("code_challenge_method") or None
+    if method is not None and method not in pkce.METHODS:
+        raise fail("invalid_request", "code_challenge_method must be S256 or plain")
+    if challenge is None:
+        if method is not None:
+            raise fail("invalid_request", "code_challenge_method sent without code_challenge")
+        if not client.is_confidential:
+            raise fail("invalid_request", "code_challenge required: public clients must use PKCE")
+    elif not pkce.is_well_formed(challenge):
+        raise fail("invalid_request", "code_challenge must be 43-128 unreserved characters")
+    marker = params.get(VERIFY_MARKER, "")
+    return AuthorizationRequest(
+        client=client,
+        redirect_uri=redirect_uri,
+        scope=join_scope(wanted),
+        state=state,
+        code_challenge=challenge,
+        code_challenge_method=(method or pkce.DEFAULT_METHOD) if challenge else None,
+        force_verify="verify" in params.get("prompt", "").split(),
+        verified_after=int(marker) if marker.isdigit() else None,
+        params={k: v for k, v in params.items() if k != VERIFY_MARKER},
+    )
+
+
+def _web_session(request: Request, db: Session) -> WebSession | None:
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    context = app_context(request)
+    return db.scalar(
+        select(WebSession).where(
+            WebSession.token_hash == context.keyring.token_hash(token),
+            WebSession.revoked_at.is_(None),
+            WebSession.expires_at > utcnow(),
+        )
+    )
+
+
+def _consented(db: Session, member: Member, auth: AuthorizationRequest) -> bool:
+    return (
+        db.scalar(
+            select(Consent.id).where(
+                Consent.member_id == member.id,
+                Consent.client_pk == auth.client.pk,
+                Consent.scope == auth.scope,
+                Consent.withdrawn_at.is_(None),
+            )
+        )
+        is not None
+    )
+
+
+def _issue_code(
+    runtime: OAuthRuntime,
+    request: Request,
+    db: Session,
+    auth: AuthorizationRequest,
+    member: Member,
+    web_session: WebSession,
+) -> RedirectResponse:
+    code = secrets.token_urlsafe(32)
+    caller = client_of(request)
+    db.add(
+        AuthorizationCode(
+            code_hash=runtime.code_hash(code),
+            client_pk=auth.client.pk,
+            member_id=member.id,
+            session_id=str(uuid.uuid4()),
+            redirect_uri=auth.redirect_uri,
+            scope=auth.scope,
+            code_challenge=auth.code_challenge,
+            code_challenge_method=auth.code_challenge_method,
+            auth_time=web_session.verified_at,
+            expires_at=utcnow()
+            + timedelta(seconds=runtime.ctx.settings.authorization_code_seconds),
+            ip=caller.ip,
+            user_agent=(caller.user_agent or "")[:512] or None,
+            web_session_id=web_session.id,
+        )
+    )
+    params = {"code": code}
+    if auth.state is not None:
+        params["state"] = auth.state
+    params["iss"] = runtime.issuer  # RFC 9207
+    return RedirectResponse(with_query(auth.redirect_uri, params), status_code=302)
+
+
+def _signin_first(request: Request, auth: AuthorizationRequest) -> RedirectResponse:
+    params = dict(auth.params)
+    if auth.force_verify:
+        # prompt=verify: the emailed code again, whatever the browser remembers (PRODUCT.md §4).
+        params[VERIFY_MARKER] = str(int(time.time()) - 1)
+    next_path = f"{request.url.path}?{urlencode(params)}"
+    url = signin_url(next_path) + ("&verify=1" if auth.force_verify else "")
+    return RedirectResponse(url, status_code=303)
+
+
+def _needs_signin(auth: AuthorizationRequest, web_session: WebSession | None) -> bool:
+    if web_session is None:
+        return True
+    if not auth.force_verify:
+        return False
+    return auth.verified_after is None or web_session.verified_at.timestamp() < auth.verified_after
+
+
+def _consent_page(
+    request: Request, auth: AuthorizationRequest, db: Session, status_code: int = 200
+) -> Response:
+    client = by_client_id(db, auth.client.client_id)
+    scopes = app_context(request).settings.profile.scopes
+    return render(
+        request,
+        "consent.html",
+        {
+            "client": client,
+            "scopes": [(s, scopes[s]) for s in auth.scope.split()],
+            "params": auth.params,
+            "action": request.url.path,
+        },
+        status_code=status_code,
+    )
+
+
+def authorize_router(issuer_path: str) -> APIRouter:
+    router = APIRouter(prefix=issuer_path.rstrip("/"), include_in_schema=False)
+
+    def _errors_to_responses(runtime: OAuthRuntime, run: Callable[[], Response]) -> Response:
+        try:
+            return run()
+        except UntrustedRedirect as untrusted:
+            return json_error(runtime.issuer, untrusted.error)
+        except RedirectableError as redirectable:
+            return redirect_error(
+                runtime.issuer, redirectable.redirect_uri, redirectable.error, redirectable.state
+            )
+
+    @router.get("/authorize", response_class=HTMLResponse)
+    def authorize(request: Request) -> Response:
+        runtime: OAuthRuntime = request.app.state.oauth
+
+        def run() -> Response:
+            auth = check_request(runtime, single_values(request.query_params.multi_items()))
+            with app_context(request).session() as db:
+                web_session = _web_session(request, db)
+                if _needs_signin(auth, web_session):
+                    return _signin_first(request, auth)
+                assert web_session is not None
+                member = db.get(Member, web_session.member_id)
+                if member is None or member.is_disabled:
+                    return _signin_first(request, auth)
+                if _consented(db, member, auth):
+                    return _issue_code(runtime, request, db, auth, member, web_session)
+                return _consent_page(request, auth, db)
+
+        return _errors_to_responses(runtime, run)
+
+    @router.post("/authorize", response_class=HTMLResponse)
+    async def consent(request: Request) -> Response:
+        runtime: OAuthRuntime = request.app.state.oauth
+        form = await request.form()
+        pairs = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+        fields = dict(pairs)
+        require_csrf(request, fields.pop("csrf_token", ""))
+        decision = fields.pop("decision", "")
+        oauth_pairs = [(k, v) for k, v in pairs if k not in ("csrf_token", "decision")]
+
+        def run() -> Response:
+            auth = check_request(runtime, single_values(oauth_pairs))
+            with app_context(request).session() as db:
+                web_session = _web_session(request, db)
+                if web_session is None:
+                    return _signin_first(request, auth)
+                member = db.get(Member, web_session.member_id)
+                assert member is not None
+                if decision != "approve":
+                    audit.record(
+                        db,
+                        "consent.denied",
+                        actor=member,
+                        target_type="client",
+                        target_id=auth.client.client_id,
+                        ip=client_of(request).ip,
+                    )
+                    return redirect_error(
+                        runtime.issuer,
+                        auth.redirect_uri,
+                        OAuthError("access_denied", "the member declined"),
+                        auth.state,
+                    )
+                if not _consented(db, member, auth):
+                    db.add(Consent(member_id=member.id, client_pk=auth.client.pk, scope=auth.scope))
+                    audit.record(
+                        db,
+                        "consent.granted",
+                        actor=member,
+                        target_type="client",
+                        target_id=auth.client.client_id,
+                        ip=client_of(request).ip,
+                        details={"scope": auth.scope},
+                    )
+                return _issue_code(runtime, request, db, auth, member, web_session)
+
+        return _errors_to_responses(runtime, run)
+
+    return router

@@ -1,0 +1,453 @@
+"""`POST /oauth2/token`: the hot path (PRODUCT.md §4, RFC 6749 §3.2).
+
+A plain Starlette endpoint: no dependency injection, no ORM. Three grants,
+one response shape. Client secrets arrive masked (`mask_secret(secret,
+client_id)`), in the form body or with HTTP Basic, and are compared against
+keyed hashes of the masked form.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, unquote_plus
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from pitpass.core import pkce
+from pitpass.core.masking import normalise_identifier
+from pitpass.core.scopes import join_scope, parse_scope, unknown_scopes
+from pitpass.db.models import utcnow
+from pitpass.oauth.errors import NO_STORE, OAuthError, json_error
+from pitpass.oauth.store import ClientRecord, SessionRecord, TokenStore
+from pitpass.oauth.tokens import TokenSigner
+from pitpass.services.clients import secret_hash
+from pitpass.services.context import AppContext
+from pitpass.services.members import masked_password_matches
+
+FORM = "application/x-www-form-urlencoded"
+MAX_BODY = 16 * 1024
+
+
+@dataclass
+class OAuthRuntime:
+    """What the protocol endpoints share; built once per process in create_app."""
+
+    ctx: AppContext
+    store: TokenStore
+    signer: TokenSigner
+
+    @property
+    def issuer(self) -> str:
+        return self.ctx.settings.issuer
+
+    def code_hash(self, code: str) -> str:
+        return self.ctx.keyring.token_hash(f"code:{code}")
+
+    def refresh_hash(self, token: str) -> str:
+        return self.ctx.keyring.token_hash(f"refresh:{token}")
+
+
+@dataclass
+class Caller:
+    ip: str | None
+    user_agent: str | None
+    headers: dict[str, str] = field(default_factory=dict)  # extra response headers
+
+
+def parse_form(body: bytes) -> dict[str, str]:
+    """The form's parameters; a repeated one is invalid_request (RFC 6749 §3.2)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise OAuthError("invalid_request", "the form body is not UTF-8") from None
+    params: dict[str, str] = {}
+    for name, value in parse_qsl(text, keep_blank_values=True):
+        if name in params:
+            raise OAuthError("invalid_request", f"parameter {name} is repeated")
+        params[name] = value
+    return params
+
+
+def _basic_credentials(header: str | None) -> tuple[str, str] | None:
+    """RFC 6749 §2.3.1: Basic base64(urlencode(client_id) ":" urlencode(secret))."""
+    if not header or header[:6].lower() != "basic ":
+        return None
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise OAuthError("invalid_request", "malformed HTTP Basic credentials") from None
+    client_id, colon, secret = decoded.partition(":")
+    if not colon:
+        raise OAuthError("invalid_request", "malformed HTTP Basic credentials")
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+def authenticate_client(
+    runtime: OAuthRuntime, params: dict[str, str], authorization: str | None, caller: Caller
+) -> ClientRecord:
+    basic = _basic_credentials(authorization)
+    client_id = params.get("client_id", "")
+    secret = params.get("client_secret")
+    if basic is not None:
+        if secret is not None:
+            raise OAuthError(
+                "invalid_request", "send the client secret in the body or with Basic, not both"
+            )
+        if client_id and client_id != basic[0]:
+            raise OAuthError("invalid_request", "client_id differs from the Basic credentials")
+        client_id, secret = basic
+    if not client_id:
+        raise OAuthError("invalid_request", "client_id missing")
+    throttle = runtime.ctx.throttles.client_auth
+    throttle_key = f"{client_id}:{caller.ip}"
+    if (wait := throttle.retry_after(throttle_key)) is not None:
+        raise OAuthError(
+            "invalid_client",
+            f"too many failed client authentications; retry in {wait} seconds",
+            {"Retry-After": str(wait)},
+        )
+    client = runtime.store.client(client_id, utcnow())
+    if client is None:
+        throttle.count_failure(throttle_key)
+        raise OAuthError("invalid_client", "unknown client")
+    if client.is_disabled:
+        raise OAuthError("unauthorized_client", "this client is disabled")
+    if client.is_confidential:
+        if not secret:
+            throttle.count_failure(throttle_key)
+            raise OAuthError("invalid_client", "client_secret missing: send it masked")
+        presented = secret_hash(runtime.ctx, secret)
+        # Every live secret is compared, in constant time (RFC 6749 §10.1, rotation grace).
+        matched = False
+        for stored in client.secret_hashes:
+            matched |= hmac.compare_digest(presented, stored)
+        if not matched:
+            throttle.count_failure(throttle_key)
+            raise OAuthError(
+                "invalid_client",
+                "client authentication failed: send the secret masked with the client_id",
+            )
+    elif secret:
+        raise OAuthError("invalid_client", "this is a public client: it has no secret to send")
+    return client
+
+
+def _grants_refresh(client: ClientRecord, scope: str) -> bool:
+    """A grant for identity verification only (`iracing.profile`) gets no refresh token."""
+    profile_only = set(scope.split()) <= {"iracing.profile"}
+    return not profile_only and client.refresh_token_seconds > 0
+
+
+def _token_response(
+    runtime: OAuthRuntime,
+    client: ClientRecord,
+    session: SessionRecord,
+    scope: str,
+    refresh_token: str | None,
+    now: datetime,
+    caller: Caller,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "access_token": runtime.signer.access_token(client, session, scope, now),
+        "token_type": "Bearer",
+        "expires_in": client.access_token_seconds,
+    }
+    if refresh_token is not None:
+        body["refresh_token"] = refresh_token
+        body["refresh_token_expires_in"] = client.refresh_token_seconds
+    body["scope"] = scope
+    return JSONResponse(body, headers=NO_STORE | caller.headers)
+
+
+def _issue_refresh(
+    runtime: OAuthRuntime, cursor: Any, client: ClientRecord, session_id: str, now: datetime
+) -> str:
+    token = uuid.uuid4().hex + uuid.uuid4().hex  # 244 random bits, opaque
+    runtime.store.add_refresh_token(
+        cursor,
+        runtime.refresh_hash(token),
+        session_id,
+        now,
+        now + timedelta(seconds=client.refresh_token_seconds),
+    )
+    return token
+
+
+def _require(params: dict[str, str], *names: str) -> None:
+    for name in names:
+        if not params.get(name):
+            raise OAuthError("invalid_request", f"{name} missing")
+
+
+# ----- the grants ------------------------------------------------------------------------
+
+
+def authorization_code_grant(
+    runtime: OAuthRuntime, client: ClientRecord, params: dict[str, str], caller: Caller
+) -> JSONResponse:
+    _require(params, "code", "redirect_uri")
+    if "authorization_code" not in client.flows:
+        raise OAuthError("unauthorized_client", "this client may not use authorization_code")
+    store, now = runtime.store, utcnow()
+    failure: OAuthError | None = None
+    with store.transaction() as cursor:
+        code = store.consume_code(cursor, runtime.code_hash(params["code"]), now)
+        if code is None:
+            replayed_session = store.spent_code_session(cursor, runtime.code_hash(params["code"]))
+            if replayed_session is None:
+                raise OAuthError("invalid_grant", "unknown authorization code")
+            # RFC 6749 §4.1.2: a code used twice revokes what the first use issued.
+            store.revoke_session(cursor, replayed_session, now, "code_replay")
+            failure = OAuthError(
+                "invalid_grant", "authorization code already used; its tokens are revoked"
+            )
+        else:
+            failure = _check_code(code, client, params, now)
+        if failure is None and code is not None:
+            store.open_session(
+                cursor,
+                code,
+                now,
+                now
+                + timedelta(seconds=max(client.refresh_token_seconds, client.access_token_seconds)),
+            )
+            session = store.session(cursor, code.session_id)
+            assert session is not None
+            if session.member_disabled:
+                failure = OAuthError("invalid_grant", "the member's account is disabled")
+            else:
+                refresh = (
+                    _issue_refresh(runtime, cursor, client, code.session_id, now)
+                    if _grants_refresh(client, code.scope)
+                    else None
+                )
+    if failure is not None:  # the code stays spent: one try per code
+        raise failure
+    assert code is not None and session is not None
+    return _token_response(runtime, client, session, code.scope, refresh, now, caller)
+
+
+def _check_code(
+    code: Any, client: ClientRecord, params: dict[str, str], now: datetime
+) -> OAuthError | None:
+    if code.client_pk != client.pk:
+        return OAuthError("invalid_grant", "this code was issued to another client")
+    if code.expires_at <= now:
+        return OAuthError("invalid_grant", "authorization code expired")
+    if params["redirect_uri"] != code.redirect_uri:
+        return OAuthError("invalid_grant", "redirect_uri differs from the one sent to /authorize")
+    verifier = params.get("code_verifier")
+    if code.code_challenge is None:
+        if verifier is not None:
+            # RFC 9700 §2.1.1: a verifier without a challenge is a downgrade attempt.
+            return OAuthError("invalid_grant", "code_verifier sent but no code_challenge was")
+        return None
+    if not verifier:
+        return OAuthError("invalid_grant", "code_verifier missing: a code_challenge was sent")
+    if not pkce.verifier_matches(verifier, code.code_challenge, code.code_challenge_method):
+        return OAuthError("invalid_grant", "code_verifier does not match the code_challenge")
+    return None
+
+
+def refresh_token_grant(
+    runtime: OAuthRuntime, client: ClientRecord, params: dict[str, str], caller: Caller
+) -> JSONResponse:
+    _require(params, "refresh_token")
+    store, now = runtime.store, utcnow()
+    token_hash = runtime.refresh_hash(params["refresh_token"])
+    failure: OAuthError | None = None
+    with store.transaction() as cursor:
+        session_id = store.use_refresh_token(cursor, token_hash, now)
+        if session_id is None:
+            session_id, failure = _spent_refresh(runtime, cursor, client, token_hash, now)
+        session = store.session(cursor, session_id) if session_id else None
+        if failure is None:
+            failure = _check_session(session, client)
+        if failure is None and session is not None:
+            scope = _narrowed_scope(params.get("scope"), session.scope)
+            refresh = _issue_refresh(runtime, cursor, client, session.session_id, now)
+            store.touch_session(
+                cursor,
+                session.session_id,
+                now,
+                now + timedelta(seconds=client.refresh_token_seconds),
+                caller.ip,
+                caller.user_agent,
+            )
+    if failure is not None:
+        raise failure
+    assert session is not None
+    return _token_response(runtime, client, session, scope, refresh, now, caller)
+
+
+def _spent_refresh(
+    runtime: OAuthRuntime, cursor: Any, client: ClientRecord, token_hash: str, now: datetime
+) -> tuple[str | None, OAuthError | None]:
+    spent = runtime.store.spent_refresh_token(cursor, token_hash)
+    if spent is None:
+        return None, OAuthError("invalid_grant", "unknown refresh token")
+    session_id, used_at, _expires_at = spent
+    if used_at is None:
+        return None, OAuthError("invalid_grant", "refresh token expired")
+    if (now - used_at).total_seconds() <= client.refresh_grace_seconds:
+        return session_id, None  # a retry inside the client's grace period
+    # RFC 9700 §4.14.2: a refresh token used twice means it leaked; end the session.
+    runtime.store.revoke_session(cursor, session_id, now, "refresh_token_reuse")
+    return None, OAuthError(
+        "invalid_grant", "refresh token already used: the whole session is revoked"
+    )
+
+
+def _check_session(session: SessionRecord | None, client: ClientRecord) -> OAuthError | None:
+    if session is None or session.client_pk != client.pk:
+        return OAuthError("invalid_grant", "this refresh token was issued to another client")
+    if session.revoked:
+        return OAuthError("invalid_grant", "the session was signed out")
+    if session.member_disabled:
+        return OAuthError("invalid_grant", "the member's account is disabled")
+    return None
+
+
+def _narrowed_scope(requested: str | None, granted: str) -> str:
+    """RFC 6749 §6: a refresh may ask for fewer scopes, never more."""
+    if not requested:
+        return granted
+    wanted = parse_scope(requested)
+    if extra := unknown_scopes(wanted, granted.split()):
+        raise OAuthError("invalid_scope", f"scope {extra[0]} was not granted to this session")
+    return join_scope(wanted)
+
+
+def password_limited_grant(
+    runtime: OAuthRuntime, client: ClientRecord, params: dict[str, str], caller: Caller
+) -> JSONResponse:
+    """The reference's headless grant: confidential clients, accepted access-list members."""
+    if not client.is_confidential or "password_limited" not in client.flows:
+        raise OAuthError("unauthorized_client", "this client may not use password_limited")
+    _require(params, "username", "password")
+    username = normalise_identifier(params["username"])
+    allowed, remaining, reset = runtime.ctx.throttles.password_limited.take(
+        f"{client.client_id}:{username}"
+    )
+    limit = runtime.ctx.throttles.password_limited.limit.amount
+    caller.headers |= {
+        "RateLimit-Limit": str(limit),
+        "RateLimit-Remaining": str(remaining),
+        "RateLimit-Reset": str(reset),
+    }
+    if not allowed:
+        raise OAuthError(
+            "unauthorized_client",
+            f"too many password_limited sign-ins; retry in {reset} seconds",
+            caller.headers | {"Retry-After": str(reset)},
+        )
+    scope = _requested_scope(runtime, params.get("scope"))
+    store, now = runtime.store, utcnow()
+    with store.transaction() as cursor:
+        found = store.member_by_email(cursor, username)
+    try:
+        valid = _check_password(found, params["password"])
+    except OAuthError as error:
+        error.headers |= caller.headers
+        raise
+    assert found is not None and valid
+    member_id = found[0]
+    with store.transaction() as cursor:
+        if not store.on_access_list(cursor, client.pk, member_id):
+            failure: OAuthError | None = OAuthError(
+                "invalid_grant",
+                "this member is not on the client's access list, or has not accepted it",
+                caller.headers,
+            )
+        else:
+            failure = None
+            session_id = str(uuid.uuid4())
+            store.open_direct_session(
+                cursor,
+                session_id,
+                member_id,
+                client.pk,
+                scope,
+                now,
+                now + timedelta(seconds=client.refresh_token_seconds),
+                caller.ip,
+                caller.user_agent,
+            )
+            session = store.session(cursor, session_id)
+            refresh = (
+                _issue_refresh(runtime, cursor, client, session_id, now)
+                if _grants_refresh(client, scope)
+                else None
+            )
+    if failure is not None:
+        raise failure
+    assert session is not None
+    return _token_response(runtime, client, session, scope, refresh, now, caller)
+
+
+def _check_password(found: tuple[int, str, bool] | None, masked_password: str) -> bool:
+    """argon2id of the masked password (the form the client sends); same cost either way."""
+    if not masked_password_matches(found[1] if found else None, masked_password) or not found:
+        raise OAuthError("invalid_grant", "invalid username or password")
+    if found[2]:
+        raise OAuthError("invalid_grant", "the member's account is disabled")
+    return True
+
+
+def _requested_scope(runtime: OAuthRuntime, raw: str | None) -> str:
+    profile = runtime.ctx.settings.profile
+    wanted = parse_scope(raw) if raw and raw.strip() else [profile.default_scope]
+    if extra := unknown_scopes(wanted, profile.scopes):
+        raise OAuthError("invalid_scope", f"unknown scope {extra[0]}")
+    return join_scope(wanted)
+
+
+GRANTS = {
+    "authorization_code": authorization_code_grant,
+    "refresh_token": refresh_token_grant,
+    "password_limited": password_limited_grant,
+}
+
+
+def _handle(
+    runtime: OAuthRuntime, body: bytes, authorization: str | None, caller: Caller
+) -> Response:
+    params = parse_form(body)
+    grant_type = params.get("grant_type")
+    if not grant_type:
+        raise OAuthError("invalid_request", "grant_type missing")
+    grant = GRANTS.get(grant_type)
+    if grant is None:
+        raise OAuthError("unsupported_grant_type", f"grant_type {grant_type} is not supported")
+    client = authenticate_client(runtime, params, authorization, caller)
+    return grant(runtime, client, params, caller)
+
+
+async def token_endpoint(request: Request) -> Response:
+    runtime: OAuthRuntime = request.app.state.oauth
+    caller = Caller(
+        ip=request.client.host if request.client else None,
+        user_agent=(request.headers.get("user-agent") or "")[:512] or None,
+    )
+    try:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != FORM:
+            raise OAuthError("invalid_request", f"send the parameters as {FORM}")
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            raise OAuthError("invalid_request", "the request body is too large")
+        authorization = request.headers.get("authorization")
+        if b"grant_type=password_limited" in body:
+            # argon2 takes a while: off the event loop.
+            return await anyio.to_thread.run_sync(_handle, runtime, body, authorization, caller)
+        return _handle(runtime, body, authorization, caller)
+    except OAuthError as error:
+        return json_error(runtime.issuer, error)
