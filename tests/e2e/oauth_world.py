@@ -1,0 +1,175 @@
+"""A running Pitpass with members and clients, driven over real HTTP like a client would."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from pitpass.core.masking import mask_secret
+from tests.support import LiveServer, Mailbox, live_server, smtp_env, smtp_server
+
+STAFF = "staff@example.com"
+PASSWORD = "a sturdy test password"
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+CALLBACK = "https://app.example/callback"
+
+
+@dataclass
+class World:
+    server: LiveServer
+    mailbox: Mailbox
+
+    @property
+    def base(self) -> str:
+        return self.server.base_url
+
+    @property
+    def issuer(self) -> str:
+        return f"{self.base}/oauth2"
+
+    def member(self, email: str, *flags: str) -> None:
+        created = self.server.pitpass(
+            "members",
+            "create",
+            "--email",
+            email,
+            "--name",
+            email.split("@")[0].title(),
+            *flags,
+            stdin=PASSWORD + "\n",
+        )
+        assert created.returncode == 0, created.stderr
+
+    def client(
+        self,
+        name: str,
+        client_type: str = "server-side",
+        flows: tuple[str, ...] = ("authorization_code",),
+        redirect_uris: tuple[str, ...] = (CALLBACK,),
+        audiences: tuple[str, ...] = ("data-server",),
+    ) -> tuple[str, str | None]:
+        """A client issued by staff: (client_id, plaintext secret or None)."""
+        args = [
+            "clients",
+            "create",
+            "--as",
+            STAFF,
+            "--name",
+            name,
+            "--type",
+            client_type,
+            "--developer-name",
+            "Dev Inc.",
+            "--developer-url",
+            "https://dev.example",
+            "--developer-email",
+            "dev@example.com",
+            "--json",
+        ]
+        for flow in flows:
+            args += ["--flow", flow]
+        for uri in redirect_uris:
+            args += ["--redirect-uri", uri]
+        for audience in audiences:
+            args += ["--audience", audience]
+        created = self.server.pitpass(*args)
+        assert created.returncode == 0, created.stderr
+        issued = json.loads(created.stdout)
+        return issued["client_id"], issued["client_secret"]
+
+    def browser(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base, follow_redirects=False, timeout=30)
+
+    def sign_in(
+        self, browser: httpx.Client, email: str, next_path: str = "/account"
+    ) -> httpx.Response:
+        """Password, then the emailed code; returns the redirect to `next_path`."""
+        sent = self.mailbox.count_for(email)
+        page = browser.get("/signin", params={"next": next_path})
+        csrf = CSRF_FIELD.search(page.text)
+        assert csrf
+        started = browser.post(
+            "/signin",
+            data={
+                "csrf_token": csrf.group(1),
+                "email": email,
+                "password": PASSWORD,
+                "next": next_path,
+            },
+        )
+        assert started.status_code == 303, started.text
+        if started.headers["location"] != "/signin/code":
+            return started  # a remembered browser
+        code = self.mailbox.code_for(email, sent + 1)
+        page = browser.get("/signin/code")
+        csrf = CSRF_FIELD.search(page.text)
+        assert csrf
+        done = browser.post("/signin/code", data={"csrf_token": csrf.group(1), "code": code})
+        assert done.status_code == 303, done.text
+        return done
+
+    def consent(
+        self, browser: httpx.Client, page: httpx.Response, decision: str = "approve"
+    ) -> httpx.Response:
+        fields = dict(
+            re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text)
+        )
+        fields = {k: _unescape(v) for k, v in fields.items()}
+        return browser.post("/oauth2/authorize", data=fields | {"decision": decision})
+
+    def authorization_code(
+        self, browser: httpx.Client, client_id: str, **params: str
+    ) -> dict[str, list[str]]:
+        """Through /authorize (consenting if asked); the redirect's query parameters."""
+        query = {"client_id": client_id, "redirect_uri": CALLBACK, "response_type": "code"} | params
+        response = browser.get("/oauth2/authorize", params=query)
+        if response.status_code == 200 and "decision" in response.text:
+            response = self.consent(browser, response)
+        assert response.status_code == 302, response.text
+        location = response.headers["location"]
+        return parse_qs(urlsplit(location).query)
+
+    def token(self, **form: str) -> httpx.Response:
+        return httpx.post(f"{self.issuer}/token", data=form, timeout=30)
+
+
+def masked(secret: str | None, identifier: str) -> str:
+    assert secret is not None
+    return mask_secret(secret, identifier)
+
+
+def _unescape(value: str) -> str:
+    return (
+        value.replace("&amp;", "&")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&#34;", '"')
+        .replace("&#39;", "'")
+        .replace("&quot;", '"')
+    )
+
+
+@contextmanager
+def running_world(tmp_path: Path, **extra_env: str) -> Iterator[World]:
+    with (
+        smtp_server() as (mailbox, port),
+        live_server(tmp_path, smtp_env(port) | extra_env) as server,
+    ):
+        world = World(server, mailbox)
+        world.member(STAFF, "--staff")
+        yield world
+
+
+def claims_of(access_token: str) -> dict[str, Any]:
+    import base64
+
+    payload = access_token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
