@@ -89,11 +89,12 @@ class World:
         return httpx.Client(base_url=self.base, follow_redirects=False, timeout=30)
 
     def sign_in(
-        self, browser: httpx.Client, email: str, next_path: str = "/account"
+        self, browser: httpx.Client, email: str, next_path: str = "/account", verify: bool = False
     ) -> httpx.Response:
         """Password, then the emailed code; returns the redirect to `next_path`."""
         sent = self.mailbox.count_for(email)
-        page = browser.get("/signin", params={"next": next_path})
+        flag = {"verify": "1"} if verify else {}
+        page = browser.get("/signin", params={"next": next_path} | flag)
         csrf = CSRF_FIELD.search(page.text)
         assert csrf
         started = browser.post(
@@ -103,7 +104,8 @@ class World:
                 "email": email,
                 "password": PASSWORD,
                 "next": next_path,
-            },
+            }
+            | flag,
         )
         assert started.status_code == 303, started.text
         if started.headers["location"] != "/signin/code":
