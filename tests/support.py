@@ -254,6 +254,7 @@ def server_env(workdir: Path, extra: dict[str, str]) -> dict[str, str]:
 @contextmanager
 def live_server(workdir: Path, extra_env: dict[str, str]) -> Iterator[LiveServer]:
     """`pitpass serve` as a real process on a loopback port, after `pitpass db upgrade`."""
+    workdir.mkdir(parents=True, exist_ok=True)
     env = server_env(workdir, extra_env)
     upgraded = run_cli(env, "db", "upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
