@@ -106,3 +106,13 @@ def test_authlib_code_pkce_refresh_and_pyjwt_verification(stage: Stage) -> None:
     assert jwt.get_unverified_header(access_token)["typ"] == "at+jwt"
     profile = session.get(f"{issuer}/iracing/profile")
     assert profile.json() == {"iracing_name": "Ana", "iracing_cust_id": 100002}
+
+    # The member sees the app on the account page and takes the grant back.
+    page.unroute(re.compile(r"^https://app\.example/.*"))
+    page.goto(f"{stage.server.base_url}/account/apps")
+    app = page.locator("section.connected-app", has_text="Interop App")
+    assert app.get_by_text("Allow").count() == 0
+    assert app.locator("table.sessions tbody tr").count() == 1
+    app.get_by_role("button", name="Withdraw consent").click()
+    page.get_by_text("No app is connected to your account.").wait_for()
+    assert session.get(f"{issuer}/iracing/profile").status_code == 401

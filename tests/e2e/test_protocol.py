@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import re
 from collections.abc import Iterator
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -19,6 +20,7 @@ from tests.e2e.oauth_world import CALLBACK, PASSWORD, World, claims_of, masked, 
 
 VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
 _names = itertools.count(1)
+CHROME_ON_LINUX = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36"
 
 
 @pytest.fixture(scope="module")
@@ -502,6 +504,7 @@ class TestRFC7662AndRFC7009:
 class TestSessions:
     def test_sessions_fields_and_revocation(self, world: World) -> None:
         client_id, secret, _e, browser = fresh(world)
+        browser.headers["User-Agent"] = CHROME_ON_LINUX
         tokens = [
             redeem(
                 world, client_id, secret, world.authorization_code(browser, client_id)["code"][0]
@@ -555,3 +558,44 @@ class TestRFC8414:
         assert "implicit" not in str(first)
         for endpoint in ("token_endpoint", "jwks_uri", "introspection_endpoint"):
             assert first[endpoint].startswith(world.issuer)
+
+
+class TestConnectedApps:
+    """The account page where members see and end what they granted (issue #4, item 6)."""
+
+    def test_sign_out_a_session_and_withdraw_consent(self, world: World) -> None:
+        client_id, secret, _e, browser = fresh(world)
+        browser.headers["User-Agent"] = CHROME_ON_LINUX
+        tokens = [
+            redeem(
+                world, client_id, secret, world.authorization_code(browser, client_id)["code"][0]
+            ).json()
+            for _ in range(2)
+        ]
+        page = browser.get("/account/apps")
+        assert page.status_code == 200
+        assert page.text.count('/sign-out" class="inline"') >= 2
+        assert "Chrome / Linux" in page.text
+        first_session = claims_of(tokens[0]["access_token"])["session_id"]
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert csrf
+        out = browser.post(
+            f"/account/apps/sessions/{first_session}/sign-out", data={"csrf_token": csrf.group(1)}
+        )
+        assert out.status_code == 303
+        first = {"Authorization": f"Bearer {tokens[0]['access_token']}"}
+        second = {"Authorization": f"Bearer {tokens[1]['access_token']}"}
+        assert world.browser().get("/oauth2/sessions", headers=first).status_code == 401
+        assert world.browser().get("/oauth2/sessions", headers=second).status_code == 200
+        withdrawn = browser.post(
+            f"/account/apps/{client_id}/withdraw", data={"csrf_token": csrf.group(1)}
+        )
+        assert withdrawn.status_code == 303
+        assert world.browser().get("/oauth2/sessions", headers=second).status_code == 401
+        again = browser.get(
+            "/oauth2/authorize",
+            params={"client_id": client_id, "redirect_uri": CALLBACK, "response_type": "code"},
+        )
+        assert again.status_code == 200 and "decision" in again.text  # asks again
+        forged = browser.post(f"/account/apps/{client_id}/withdraw", data={"csrf_token": "x" * 64})
+        assert forged.status_code == 403

@@ -14,7 +14,6 @@ from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from ua_parser import parse as parse_user_agent
 
 from pitpass.db.models import (
     Client,
@@ -35,6 +34,7 @@ from pitpass.oauth.token import (
     parse_form,
 )
 from pitpass.oauth.tokens import jwks_document
+from pitpass.services.connected_apps import browser_and_os
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -115,21 +115,12 @@ def _epoch(moment: datetime | None) -> int | None:
     return int(moment.timestamp()) if moment else None
 
 
-def _browser_and_os(user_agent: str | None) -> tuple[str | None, str | None]:
-    if not user_agent:
-        return None, None
-    parsed = parse_user_agent(user_agent)
-    browser = parsed.user_agent.family if parsed.user_agent else None
-    system = parsed.os.family if parsed.os else None
-    return browser, system
-
-
 def session_view(
     row: OAuthSession, client: Client, current_id: str, scopes: dict[str, str]
 ) -> dict[str, Any]:
     """One session with the reference service's fields; what we cannot know is null."""
-    first_browser, first_os = _browser_and_os(row.first_user_agent)
-    last_browser, last_os = _browser_and_os(row.last_user_agent)
+    first_browser, first_os = browser_and_os(row.first_user_agent)
+    last_browser, last_os = browser_and_os(row.last_user_agent)
     view: dict[str, Any] = {
         "session_id": row.id,
         "client_id": client.client_id,

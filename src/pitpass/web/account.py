@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from pitpass.services import audit, signin
+from pitpass.services import audit, connected_apps, signin
 from pitpass.services import clients as clients_service
 from pitpass.services.registration import RegistrationError
 from pitpass.web.common import (
@@ -86,3 +86,56 @@ def forget_browser(request: Request, csrf_token: Annotated[str, Form()] = "") ->
     response = RedirectResponse("/account?forgotten=1", status_code=303)
     delete_cookie(request, response, REMEMBER_COOKIE)
     return response
+
+
+# ----- connected apps (issue #4, item 6) ----------------------------------------------------
+
+
+@router.get("/account/apps", response_class=HTMLResponse)
+def connected_apps_page(request: Request) -> Response:
+    member = require_member(request)
+    context = app_context(request)
+    with context.session() as db:
+        apps = connected_apps.connected_apps(db, member)
+    return render(
+        request,
+        "account_apps.html",
+        {
+            "apps": apps,
+            "scope_words": context.settings.profile.scopes,
+            "browser_and_os": connected_apps.browser_and_os,
+        },
+    )
+
+
+@router.post("/account/apps/sessions/{session_id}/sign-out")
+def sign_out_app_session(
+    request: Request, session_id: str, csrf_token: Annotated[str, Form()] = ""
+) -> Response:
+    require_csrf(request, csrf_token)
+    member = require_member(request)
+    with app_context(request).session() as db:
+        connected_apps.sign_out_session(db, member, session_id, client_of(request).ip)
+    return RedirectResponse("/account/apps", status_code=303)
+
+
+@router.post("/account/apps/{client_id}/{action}")
+def disconnect_app(
+    request: Request, client_id: str, action: str, csrf_token: Annotated[str, Form()] = ""
+) -> Response:
+    """`sign-out` ends every session of the client; `withdraw` also forgets the consent."""
+    require_csrf(request, csrf_token)
+    member = require_member(request)
+    with app_context(request).session() as db:
+        client = clients_service.by_client_id(db, client_id)
+        if client is None or action not in ("sign-out", "withdraw"):
+            return render(
+                request,
+                "error.html",
+                {"title": "No such app", "detail": "That app or action does not exist."},
+                status_code=404,
+            )
+        connected_apps.disconnect(
+            db, member, client, client_of(request).ip, withdraw_consent=action == "withdraw"
+        )
+    return RedirectResponse("/account/apps", status_code=303)

@@ -1,0 +1,117 @@
+"""What a member has let clients do, and how to take it back (issue #4, item 6)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+from ua_parser import parse as parse_user_agent
+
+from pitpass.db.models import Client, Consent, Member, OAuthSession, utcnow
+from pitpass.services import audit
+
+
+def browser_and_os(user_agent: str | None) -> tuple[str | None, str | None]:
+    """The browser and operating system families of a User-Agent header (ua-parser)."""
+    if not user_agent:
+        return None, None
+    parsed = parse_user_agent(user_agent)
+    return (
+        parsed.user_agent.family if parsed.user_agent else None,
+        parsed.os.family if parsed.os else None,
+    )
+
+
+@dataclass
+class ConnectedApp:
+    client: Client
+    sessions: list[OAuthSession] = field(default_factory=list)
+    consented_scopes: list[str] = field(default_factory=list)
+
+
+def connected_apps(db: Session, member: Member) -> list[ConnectedApp]:
+    now = utcnow()
+    apps: dict[int, ConnectedApp] = {}
+    live = db.scalars(
+        select(OAuthSession)
+        .where(
+            OAuthSession.member_id == member.id,
+            OAuthSession.revoked_at.is_(None),
+            OAuthSession.expires_at > now,
+        )
+        .order_by(OAuthSession.last_activity_at.desc())
+    )
+    for session in live:
+        if session.client_pk not in apps:
+            client = db.get(Client, session.client_pk)
+            assert client is not None
+            apps[session.client_pk] = ConnectedApp(client)
+        apps[session.client_pk].sessions.append(session)
+    consents = db.scalars(
+        select(Consent).where(Consent.member_id == member.id, Consent.withdrawn_at.is_(None))
+    )
+    for consent in consents:
+        if consent.client_pk not in apps:
+            client = db.get(Client, consent.client_pk)
+            assert client is not None
+            apps[consent.client_pk] = ConnectedApp(client)
+        apps[consent.client_pk].consented_scopes.extend(consent.scope.split())
+    return sorted(apps.values(), key=lambda app: app.client.name.lower())
+
+
+def sign_out_session(db: Session, member: Member, session_id: str, ip: str | None) -> bool:
+    moved = db.execute(
+        update(OAuthSession)
+        .where(
+            OAuthSession.id == session_id,
+            OAuthSession.member_id == member.id,
+            OAuthSession.revoked_at.is_(None),
+        )
+        .values(revoked_at=utcnow(), revoked_reason="member_signed_out")
+    )
+    done = bool(moved.rowcount)  # type: ignore[attr-defined]
+    if done:
+        audit.record(
+            db,
+            "session.signed_out",
+            actor=member,
+            target_type="session",
+            target_id=session_id,
+            ip=ip,
+        )
+    return done
+
+
+def disconnect(
+    db: Session, member: Member, client: Client, ip: str | None, *, withdraw_consent: bool
+) -> None:
+    """Sign every session of `client` out; with `withdraw_consent`, ask again next time."""
+    now = utcnow()
+    db.execute(
+        update(OAuthSession)
+        .where(
+            OAuthSession.member_id == member.id,
+            OAuthSession.client_pk == client.id,
+            OAuthSession.revoked_at.is_(None),
+        )
+        .values(revoked_at=now, revoked_reason="member_disconnected")
+    )
+    if withdraw_consent:
+        db.execute(
+            update(Consent)
+            .where(
+                Consent.member_id == member.id,
+                Consent.client_pk == client.id,
+                Consent.withdrawn_at.is_(None),
+            )
+            .values(withdrawn_at=now)
+        )
+    audit.record(
+        db,
+        "consent.withdrawn" if withdraw_consent else "client.signed_out",
+        actor=member,
+        target_type="client",
+        target_id=client.client_id,
+        ip=ip,
+    )
