@@ -111,7 +111,7 @@ def test_authlib_code_pkce_refresh_and_pyjwt_verification(stage: Stage) -> None:
     page.unroute(re.compile(r"^https://app\.example/.*"))
     page.goto(f"{stage.server.base_url}/account/apps")
     app = page.locator("section.connected-app", has_text="Interop App")
-    assert app.get_by_text("Allow").count() == 0
+    assert app.get_by_text("iracing.profile").count() == 1
     assert app.locator("table.sessions tbody tr").count() == 1
     app.get_by_role("button", name="Withdraw consent").click()
     page.get_by_text("No app is connected to your account.").wait_for()
