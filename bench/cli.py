@@ -6,12 +6,12 @@ import argparse
 import json
 import sys
 
-from bench import registration
+from bench import protocol, registration
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    scenarios = parser.add_subparsers(dest="scenario", required=True)
+    scenarios = parser.add_subparsers(dest="scenario_name", required=True)
     reg = scenarios.add_parser(
         "registration", help="staff queue, portal and API lists over seeded requests and clients"
     )
@@ -24,12 +24,45 @@ def main(argv: list[str] | None = None) -> None:
     reg.add_argument("--requests", type=int, default=10_000)
     reg.add_argument("--clients", type=int, default=10_000)
     reg.add_argument("--repeat", type=int, default=30, help="timed calls per list")
-    args = parser.parse_args(argv)
-    results = registration.run(
-        engines=args.engine or ["sqlite", "postgresql"],
-        requests=args.requests,
-        clients=args.clients,
-        repeat=args.repeat,
+    proto = scenarios.add_parser(
+        "protocol", help="token endpoint grants, introspection and offline verification"
     )
+    proto.add_argument(
+        "--engine",
+        action="append",
+        choices=["sqlite", "postgresql"],
+        help="repeatable; default: both",
+    )
+    proto.add_argument(
+        "--scenario",
+        action="append",
+        choices=list(protocol.SCENARIOS),
+        help="repeatable; default: all",
+    )
+    proto.add_argument("--users", type=int, default=16, help="concurrent connections")
+    proto.add_argument("--seconds", type=float, default=10.0, help="time bound per scenario")
+    proto.add_argument("--max-requests", type=int, default=20_000, help="request bound")
+    proto.add_argument("--server-cpu", type=int, default=0, help="taskset CPU for the server")
+    proto.add_argument("--load-cpu", type=int, default=1, help="CPU for this load generator")
+    args = parser.parse_args(argv)
+    if args.scenario is None and args.scenario_name == "protocol":
+        args.scenario = list(protocol.SCENARIOS)
+    if args.scenario_name == "protocol":
+        results = protocol.run(
+            engines=args.engine or ["sqlite", "postgresql"],
+            scenarios=args.scenario,
+            users=args.users,
+            seconds=args.seconds,
+            max_requests=args.max_requests,
+            server_cpu=args.server_cpu,
+            load_cpu=args.load_cpu,
+        )
+    else:
+        results = registration.run(
+            engines=args.engine or ["sqlite", "postgresql"],
+            requests=args.requests,
+            clients=args.clients,
+            repeat=args.repeat,
+        )
     json.dump(results, sys.stdout, indent=2)
     sys.stdout.write("\n")

@@ -1,0 +1,371 @@
+"""Load scenarios for the protocol's hot paths (issue #4, item 8).
+
+The server runs as its own process (`pitpass serve`), pinned with `taskset` to
+one CPU; this process generates the load from another CPU with a small
+keep-alive HTTP/1.1 client (16 connections by default), bounded in time and in
+requests. Scenarios:
+
+- `refresh`: each virtual user keeps its own rotating refresh-token chain;
+- `code`: authorization codes minted up front, one redeemed per request;
+- `password`: the password_limited grant, compared with a bare argon2id verify;
+- `introspect`: RFC 7662 on one live access token;
+- `verify`: offline verification of access tokens against the JWKS (PyJWT).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import jwt
+from argon2 import PasswordHasher
+from sqlalchemy import insert
+
+from bench.registration import SECRET_KEY, database
+from pitpass.config import load_settings
+from pitpass.core.masking import mask_secret
+from pitpass.db.migrate import upgrade
+from pitpass.db.models import AccessListEntry, AuthorizationCode, utcnow
+from pitpass.services import clients as clients_service
+from pitpass.services import members
+from pitpass.services.context import AppContext
+from pitpass.services.registration import ClientDetails
+
+PASSWORD = "bench password 123"
+CALLBACK = "https://bench.example/cb"
+SCENARIOS = ("refresh", "code", "password", "introspect", "verify")
+
+
+class Request:
+    """A pre-built HTTP/1.1 request; `body` may change per call (refresh chains)."""
+
+    def __init__(self, path: str, headers: dict[str, str] | None = None) -> None:
+        self.path = path
+        self.headers = headers or {}
+
+    def encode(self, form: dict[str, str]) -> bytes:
+        body = urlencode(form).encode()
+        head = [
+            f"POST {self.path} HTTP/1.1",
+            "Host: bench",
+            "Content-Type: application/x-www-form-urlencoded",
+            f"Content-Length: {len(body)}",
+            *(f"{k}: {v}" for k, v in self.headers.items()),
+        ]
+        return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, payload: bytes
+) -> tuple[int, bytes]:
+    writer.write(payload)
+    await writer.drain()
+    status = int((await reader.readline()).split()[1])
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    return status, await reader.readexactly(length) if length else b""
+
+
+async def _load(
+    port: int,
+    users: int,
+    seconds: float,
+    max_requests: int,
+    next_form: Callable[[int, bytes | None], dict[str, str] | None],
+    request: Request,
+) -> dict[str, Any]:
+    latencies: list[float] = []
+    failures = 0
+    sent = 0
+    deadline = time.perf_counter() + seconds
+
+    async def user(number: int) -> None:
+        nonlocal failures, sent
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        last: bytes | None = None
+        while time.perf_counter() < deadline and sent < max_requests:
+            form = next_form(number, last)
+            if form is None:
+                break
+            sent += 1
+            started = time.perf_counter()
+            status, last = await _exchange(reader, writer, request.encode(form))
+            latencies.append(time.perf_counter() - started)
+            if status != 200:
+                failures += 1
+                last = None
+        writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(user(n) for n in range(users)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "failures": failures,
+        "seconds": round(elapsed, 2),
+        "per_second": round(len(latencies) / elapsed, 1) if elapsed else 0,
+        "p50_ms": round(statistics.median(latencies) * 1000, 2) if latencies else None,
+        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2) if latencies else None,
+    }
+
+
+@contextmanager
+def server(url: str, data_dir: str, cpu: int | None, env_extra: dict[str, str]) -> Iterator[int]:
+    port = _free_port()
+    env = (
+        {k: v for k, v in os.environ.items() if not k.startswith("PITPASS_")}
+        | {
+            "PITPASS_DATABASE_URL": url,
+            "PITPASS_SECRET_KEY": SECRET_KEY,
+            "PITPASS_DATA_DIR": data_dir,
+            "PITPASS_ISSUER": f"http://127.0.0.1:{port}/oauth2",
+            "PITPASS_PASSWORD_LIMITED_RATE": "1000000/hour",
+            "PITPASS_CLIENT_AUTH_FAILURES_PER_CLIENT": "1000000/minute",
+        }
+        | env_extra
+    )
+    command = [sys.executable, "-m", "pitpass", "serve", "--port", str(port)]
+    if cpu is not None and shutil.which("taskset"):
+        command = ["taskset", "-c", str(cpu), *command]
+    with open(Path(data_dir) / "server.log", "wb") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _seed(ctx: AppContext, codes: int) -> dict[str, Any]:
+    """A staff member, a member on a password-limited access list, one client, codes."""
+    with ctx.session() as db:
+        staff = members.create_member(
+            db,
+            members.NewMember("staff@bench.example", "Staff", PASSWORD, is_staff=True),
+            actor_label="bench",
+        )
+        member = members.create_member(
+            db, members.NewMember("racer@bench.example", "Racer", PASSWORD), actor_label="bench"
+        )
+        issued = clients_service.create_client(
+            ctx,
+            db,
+            ClientDetails(
+                client_name="Bench Client",
+                client_type="server-side",
+                flows=["authorization_code", "password_limited"],
+                developer_name="Bench",
+                developer_url="https://bench.example",
+                developer_email="dev@bench.example",
+                redirect_uris=[CALLBACK],
+                audiences=["data-server"],
+            ),
+            staff,
+        )
+        db.add(
+            AccessListEntry(
+                client_pk=issued.client.id,
+                member_id=member.id,
+                added_by_id=staff.id,
+                accepted_at=utcnow(),
+            )
+        )
+        raw_codes = [secrets.token_urlsafe(24) for _ in range(codes)]
+        now = utcnow()
+        rows = [
+            {
+                "code_hash": ctx.keyring.token_hash(f"code:{code}"),
+                "client_pk": issued.client.id,
+                "member_id": member.id,
+                "session_id": str(uuid.uuid4()),
+                "redirect_uri": CALLBACK,
+                "scope": "iracing.auth",
+                "code_challenge": None,
+                "code_challenge_method": None,
+                "auth_time": now,
+                "expires_at": now + timedelta(hours=1),
+            }
+            for code in raw_codes
+        ]
+        for start in range(0, len(rows), 2000):
+            db.execute(insert(AuthorizationCode), rows[start : start + 2000])
+        assert issued.secret is not None
+        return {
+            "client_id": issued.client.client_id,
+            "secret": mask_secret(issued.secret, issued.client.client_id),
+            "codes": raw_codes,
+            "member_id": member.id,
+        }
+
+
+def _bare_argon2_seconds() -> float:
+    hasher = PasswordHasher()
+    stored = hasher.hash(mask_secret(PASSWORD, "racer@bench.example"))
+    samples = []
+    for _ in range(10):
+        started = time.perf_counter()
+        hasher.verify(stored, mask_secret(PASSWORD, "racer@bench.example"))
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def run(
+    engines: list[str],
+    scenarios: list[str],
+    users: int,
+    seconds: float,
+    max_requests: int,
+    server_cpu: int | None,
+    load_cpu: int | None,
+) -> dict[str, Any]:
+    if load_cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {load_cpu})
+    report: dict[str, Any] = {
+        "users": users,
+        "seconds": seconds,
+        "max_requests": max_requests,
+        "server_cpu": server_cpu,
+        "load_cpu": load_cpu,
+    }
+    for engine in engines:
+        with database(engine) as url, tempfile.TemporaryDirectory() as data_dir:
+            settings = load_settings(database_url=url, secret_key=SECRET_KEY, data_dir=data_dir)
+            ctx = AppContext.from_settings(settings)
+            upgrade(ctx.engine)
+            seeded = _seed(ctx, codes=max_requests + users * 2)
+            ctx.close()
+            with server(url, data_dir, server_cpu, {}) as port:
+                report[engine] = asyncio.run(
+                    _scenarios(port, seeded, scenarios, users, seconds, max_requests)
+                )
+    return report
+
+
+async def _scenarios(
+    port: int,
+    seeded: dict[str, Any],
+    scenarios: list[str],
+    users: int,
+    seconds: float,
+    max_requests: int,
+) -> dict[str, Any]:
+    client = {"client_id": seeded["client_id"], "client_secret": seeded["secret"]}
+    token_path = Request("/oauth2/token")
+    codes = iter(seeded["codes"])
+    results: dict[str, Any] = {}
+
+    def redeem(code: str) -> dict[str, Any]:
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/oauth2/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": CALLBACK,
+                **client,
+            },
+        )
+        response.raise_for_status()
+        return dict(response.json())
+
+    if "refresh" in scenarios:
+        chains = [redeem(next(codes))["refresh_token"] for _ in range(users)]
+
+        def next_refresh(user: int, last: bytes | None) -> dict[str, str]:
+            if last:
+                chains[user] = json.loads(last)["refresh_token"]
+            return {"grant_type": "refresh_token", "refresh_token": chains[user], **client}
+
+        results["refresh"] = await _load(
+            port, users, seconds, max_requests, next_refresh, token_path
+        )
+
+    if "code" in scenarios:
+
+        def next_code(_user: int, _last: bytes | None) -> dict[str, str] | None:
+            code = next(codes, None)
+            if code is None:
+                return None
+            return {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": CALLBACK,
+                **client,
+            }
+
+        results["code"] = await _load(port, users, seconds, max_requests, next_code, token_path)
+
+    if "password" in scenarios:
+        form = {
+            "grant_type": "password_limited",
+            "username": "racer@bench.example",
+            "password": mask_secret(PASSWORD, "racer@bench.example"),
+            **client,
+        }
+        outcome = await _load(
+            port, users, seconds, max(1, max_requests // 50), lambda _u, _l: form, token_path
+        )
+        bare = _bare_argon2_seconds()
+        outcome["bare_argon2_verify_ms"] = round(bare * 1000, 2)
+        if outcome["per_second"]:
+            outcome["cost_vs_bare_argon2"] = round((1 / outcome["per_second"]) / bare, 2)
+        results["password"] = outcome
+
+    access_token = redeem(next(codes))["access_token"]
+    if "introspect" in scenarios:
+        results["introspect"] = await _load(
+            port,
+            users,
+            seconds,
+            max_requests,
+            lambda _u, _l: {"token": access_token, **client},
+            Request("/oauth2/introspect"),
+        )
+
+    if "verify" in scenarios:
+        jwks = jwt.PyJWKClient(f"http://127.0.0.1:{port}/oauth2/jwks")
+        key = jwks.get_signing_key_from_jwt(access_token).key
+        count, started = 0, time.perf_counter()
+        while time.perf_counter() - started < min(seconds, 5) and count < max_requests:
+            jwt.decode(access_token, key, algorithms=["ES256"], audience=seeded["client_id"])
+            count += 1
+        elapsed = time.perf_counter() - started
+        results["verify"] = {
+            "tokens": count,
+            "per_second": round(count / elapsed, 1),
+            "library": f"PyJWT {jwt.__version__}, one core",
+        }
+    return results
