@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -106,38 +107,49 @@ def authenticate_client(
         client_id, secret = basic
     if not client_id:
         raise OAuthError("invalid_request", "client_id missing")
-    throttle = runtime.ctx.throttles.client_auth
-    throttle_key = f"{client_id}:{caller.ip}"
-    if (wait := throttle.retry_after(throttle_key)) is not None:
-        raise OAuthError(
-            "invalid_client",
-            f"too many failed client authentications; retry in {wait} seconds",
-            {"Retry-After": str(wait)},
-        )
     client = runtime.store.client(client_id, utcnow())
     if client is None:
-        throttle.count_failure(throttle_key)
-        raise OAuthError("invalid_client", "unknown client")
+        _failed_client_auth(runtime, client_id, caller, "unknown client")
+    assert client is not None
     if client.is_disabled:
         raise OAuthError("unauthorized_client", "this client is disabled")
     if client.is_confidential:
         if not secret:
-            throttle.count_failure(throttle_key)
-            raise OAuthError("invalid_client", "client_secret missing: send it masked")
-        presented = secret_hash(runtime.ctx, secret)
+            _failed_client_auth(runtime, client_id, caller, "client_secret missing: send it masked")
+        presented = secret_hash(runtime.ctx, secret or "")
         # Every live secret is compared, in constant time (RFC 6749 §10.1, rotation grace).
         matched = False
         for stored in client.secret_hashes:
             matched |= hmac.compare_digest(presented, stored)
         if not matched:
-            throttle.count_failure(throttle_key)
-            raise OAuthError(
-                "invalid_client",
+            _failed_client_auth(
+                runtime,
+                client_id,
+                caller,
                 "client authentication failed: send the secret masked with the client_id",
             )
     elif secret:
         raise OAuthError("invalid_client", "this is a public client: it has no secret to send")
     return client
+
+
+def _failed_client_auth(runtime: OAuthRuntime, client_id: str, caller: Caller, why: str) -> None:
+    """Count the failure; over the limit, say when to come back (PRODUCT.md §4).
+
+    Only failures touch the limiter, so a correct request never waits on it (or
+    on Redis): guessing a 256-bit secret fails either way, the limit tames the
+    load of the guessing.
+    """
+    throttle = runtime.ctx.throttles.client_auth
+    key = f"{client_id}:{caller.ip}"
+    throttle.count_failure(key)
+    if (wait := throttle.retry_after(key)) is not None:
+        raise OAuthError(
+            "invalid_client",
+            f"too many failed client authentications; retry in {wait} seconds",
+            {"Retry-After": str(wait)},
+        )
+    raise OAuthError("invalid_client", why)
 
 
 def _grants_refresh(client: ClientRecord, scope: str) -> bool:
@@ -170,7 +182,7 @@ def _token_response(
 def _issue_refresh(
     runtime: OAuthRuntime, cursor: Any, client: ClientRecord, session_id: str, now: datetime
 ) -> str:
-    token = uuid.uuid4().hex + uuid.uuid4().hex  # 244 random bits, opaque
+    token = secrets.token_urlsafe(32)  # 256 random bits, opaque
     runtime.store.add_refresh_token(
         cursor,
         runtime.refresh_hash(token),
