@@ -40,3 +40,32 @@ def test_book_index_links_every_chapter_and_unknown_pages_are_404(sqlite_site: S
     assert missing.status_code == 404
     assert "The book has no page" in missing.text
     assert browser.get("/oauth2/book/..%2Fconfig.html").status_code == 404
+
+
+def test_every_error_uri_lands_on_its_entry(sqlite_site: Site) -> None:
+    from pitpass.oauth.errors import STATUS, error_uri
+
+    page = sqlite_site.browser().get("/oauth2/book/errors.html")
+    assert page.status_code == 200
+    for error in STATUS:
+        anchor = error_uri(sqlite_site.context.settings.issuer, error).split("#")[1]
+        assert f'<h2 id="{anchor}">{error}</h2>' in page.text
+
+
+def test_protocol_chapters_show_the_masking_vectors_and_live_limits(
+    site_factory: Any, sqlite_backend: Any
+) -> None:
+    site: Site = site_factory(sqlite_backend, password_limited_rate="7/hour")
+    browser = site.browser()
+    masking = browser.get("/oauth2/book/masking.html").text
+    assert "CDZpTp0GQYZXHJ2tSnH9GtXnutZvyGxESQXfBnqTCVo=" in masking
+    assert "xGKecAR27ALXNuMLsGaG0v5Q9pSs2tZTZRKNgmHMg+Q=" in masking
+    assert "7/hour" in browser.get("/oauth2/book/rate_limits.html").text
+    for chapter in (
+        "authorize_endpoint",
+        "token_endpoint",
+        "tokens_overview",
+        "workflows_overview",
+        "sessions_overview",
+    ):
+        assert browser.get(f"/oauth2/book/{chapter}.html").status_code == 200
