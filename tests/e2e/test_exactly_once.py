@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -33,7 +34,7 @@ def worlds(tmp_path: Path) -> Iterator[tuple[World, World]]:
         env = smtp_env(port) | {
             "PITPASS_DATABASE_URL": url,
             "PITPASS_REDIS_URL": redis_url,
-            "PITPASS_REDIS_KEY_PREFIX": f"pitpass-test-{tmp_path.name}",
+            "PITPASS_REDIS_KEY_PREFIX": f"pitpass-test-{uuid.uuid4().hex[:12]}",
             "PITPASS_PASSWORD_LIMITED_RATE": "4/hour",
         }
         first = stack.enter_context(live_server(tmp_path / "a", env))
