@@ -89,7 +89,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.oauth = OAuthRuntime(context, TokenStore(context.engine), TokenSigner(context))
     # The protocol's plain Starlette routes go first: the token endpoint is the hot path.
     app.router.routes[:0] = protocol_routes(context.settings.issuer_path)
-    app.add_middleware(RequestContextMiddleware, hsts=context.settings.uses_https)
+    app.add_middleware(
+        RequestContextMiddleware,
+        hsts=context.settings.uses_https,
+        issuer=context.settings.issuer,
+        issuer_path=context.settings.issuer_path,
+    )
     app.mount(
         "/static", StaticFiles(directory=str(Path(__file__).parent / "web" / "static")), "static"
     )

@@ -30,6 +30,9 @@ ActorOption = Annotated[str, typer.Option("--as", help="Email of the staff membe
 MessageOption = Annotated[str, typer.Option(help="Message to the developer")]
 
 CLI_OPTIONS = {
+    "access_token_seconds": "--access-token-seconds",
+    "refresh_token_seconds": "--refresh-token-seconds",
+    "refresh_grace_seconds": "--refresh-grace-seconds",
     "client_name": "--name",
     "client_type": "--type",
     "flows": "--flow",
@@ -349,6 +352,37 @@ def clients_rotate_secret(client_id: str, actor: ActorOption, as_json: JsonOptio
     else:
         typer.echo(f"client_secret: {secret}")
         typer.echo("(shown once; the previous secret stays valid for the grace period)")
+
+
+@clients_app.command("set-lifetimes")
+def clients_set_lifetimes(
+    client_id: str,
+    actor: ActorOption,
+    access_token_seconds: Annotated[int | None, typer.Option(help="Default 600")] = None,
+    refresh_token_seconds: Annotated[
+        int | None, typer.Option(help="Default 604800; 0 issues no refresh tokens")
+    ] = None,
+    refresh_grace_seconds: Annotated[
+        int | None, typer.Option(help="A reused refresh token is forgiven this long; default 0")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Token lifetimes of one client (PRODUCT.md §4)."""
+    with staff_session(actor) as (_ctx, db, staff):
+        result = clients_service.set_lifetimes(
+            db,
+            _client(db, client_id),
+            staff,
+            {
+                "access_token_seconds": access_token_seconds,
+                "refresh_token_seconds": refresh_token_seconds,
+                "refresh_grace_seconds": refresh_grace_seconds,
+            },
+        )
+    if as_json:
+        print_json({"client_id": client_id, **result})
+    else:
+        typer.echo(", ".join(f"{name} {value}" for name, value in result.items()))
 
 
 # ----- access lists ----------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -33,9 +34,13 @@ DOCS_CSP = PAGE_CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inli
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
+    def __init__(
+        self, app: ASGIApp, *, hsts: bool = False, issuer: str = "", issuer_path: str = "/oauth2"
+    ) -> None:
         self.app = app
         self.hsts = hsts
+        self.issuer = issuer
+        self.issuer_path = issuer_path.rstrip("/") + "/"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -78,7 +83,11 @@ class RequestContextMiddleware:
             access_log.exception("unhandled error")
             if status_started:
                 raise
-            await _send_server_error(send_with_headers, request_id)
+            path = str(scope.get("path", ""))
+            if path.startswith((self.issuer_path, "/api/")):
+                await _send_json_server_error(send_with_headers, request_id, self.issuer)
+            else:
+                await _send_server_error(send_with_headers, request_id)
         finally:
             # The path only: query strings may carry codes and tokens.
             access_log.info(
@@ -104,6 +113,30 @@ async def _send_server_error(send: Send, request_id: str) -> None:
             "status": 500,
             "headers": [
                 (b"content-type", b"text/html; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_json_server_error(send: Send, request_id: str, issuer: str) -> None:
+    """PRODUCT.md §4's error shape for `server_error`, never a stack trace."""
+    body = json.dumps(
+        {
+            "status": 500,
+            "status_reason": "Internal Server Error",
+            "error": "server_error",
+            "error_description": f"an unexpected error; quote request id {request_id}",
+            "error_uri": f"{issuer}/book/errors.html#server_error",
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 500,
+            "headers": [
+                (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
             ],
         }

@@ -23,14 +23,16 @@ from pitpass.db.models import (
     WebSession,
     utcnow,
 )
-from pitpass.oauth.errors import NO_STORE, OAuthError, json_error
+from pitpass.oauth.errors import NO_STORE, OAuthError, json_error, storage_unavailable
 from pitpass.oauth.store import SessionRecord
 from pitpass.oauth.token import (
     FORM,
     MAX_BODY,
+    STORAGE_ERRORS,
     Caller,
     OAuthRuntime,
     authenticate_client,
+    log,
     parse_form,
 )
 from pitpass.oauth.tokens import jwks_document
@@ -60,6 +62,9 @@ def oauth_endpoint(handler: Callable[[Request, OAuthRuntime], Awaitable[Response
             return await handler(request, runtime)
         except OAuthError as error:
             return json_error(runtime.issuer, error)
+        except STORAGE_ERRORS:
+            log.exception("protocol endpoint: storage unavailable")
+            return json_error(runtime.issuer, storage_unavailable())
 
     return endpoint
 

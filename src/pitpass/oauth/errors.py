@@ -45,6 +45,10 @@ class OAuthError(Exception):
         return STATUS[self.error][0]
 
 
+def storage_unavailable() -> OAuthError:
+    return OAuthError("temporarily_unavailable", "storage is unavailable; retry shortly")
+
+
 def error_uri(issuer: str, error: str) -> str:
     return f"{issuer}/book/errors.html#{error}"
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import logging
 import secrets
+import sqlite3
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,6 +21,8 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
 import anyio
+import psycopg
+from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -26,14 +30,18 @@ from pitpass.core import pkce
 from pitpass.core.masking import normalise_identifier
 from pitpass.core.scopes import join_scope, parse_scope, unknown_scopes
 from pitpass.db.models import utcnow
-from pitpass.oauth.errors import NO_STORE, OAuthError, json_error
+from pitpass.oauth.errors import NO_STORE, OAuthError, json_error, storage_unavailable
 from pitpass.oauth.store import ClientRecord, SessionRecord, TokenStore
 from pitpass.oauth.tokens import TokenSigner
 from pitpass.services.clients import secret_hash
 from pitpass.services.context import AppContext
 from pitpass.services.members import masked_password_matches
 
+log = logging.getLogger("pitpass.oauth")
+
 FORM = "application/x-www-form-urlencoded"
+# The database is down or refusing: the client should retry (temporarily_unavailable).
+STORAGE_ERRORS = (sqlite3.OperationalError, psycopg.OperationalError, SQLAlchemyOperationalError)
 MAX_BODY = 16 * 1024
 
 
@@ -463,3 +471,6 @@ async def token_endpoint(request: Request) -> Response:
         return _handle(runtime, body, authorization, caller)
     except OAuthError as error:
         return json_error(runtime.issuer, error)
+    except STORAGE_ERRORS:
+        log.exception("token endpoint: storage unavailable")
+        return json_error(runtime.issuer, storage_unavailable())

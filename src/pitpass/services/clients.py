@@ -493,6 +493,42 @@ def set_disabled(
     )
 
 
+# Bounds for per-client token lifetimes (PRODUCT.md §4 gives the defaults).
+LIFETIME_BOUNDS = {
+    "access_token_seconds": (60, 86_400),
+    "refresh_token_seconds": (0, 90 * 86_400),  # 0: no refresh tokens for this client
+    "refresh_grace_seconds": (0, 300),
+}
+
+
+def set_lifetimes(
+    db: Session,
+    client: Client,
+    actor: Member,
+    values: dict[str, int | None],
+    ip: str | None = None,
+) -> dict[str, int]:
+    """Change the token lifetimes of one client; unset values stay as they are."""
+    chosen = {name: value for name, value in values.items() if value is not None}
+    for name, value in chosen.items():
+        low, high = LIFETIME_BOUNDS[name]
+        if not low <= value <= high:
+            raise RegistrationError({name: f"must be between {low} and {high} seconds"})
+    for name, value in chosen.items():
+        setattr(client, name, value)
+    result = {name: int(getattr(client, name)) for name in LIFETIME_BOUNDS}
+    audit.record(
+        db,
+        "client.lifetimes_changed",
+        actor=actor,
+        target_type="client",
+        target_id=client.client_id,
+        ip=ip,
+        details=result,
+    )
+    return result
+
+
 # ----- access lists ------------------------------------------------------------------
 
 
