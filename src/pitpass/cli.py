@@ -60,7 +60,7 @@ def serve(
     typer.echo(f"{settings.profile.service_name} is starting at {base}/ (sign in at {base}/signin)")
     configure_logging()
     uvicorn.run(
-        "pitpass.app:create_app",
+        "pitpass.app:create_server_app",
         factory=True,
         host=host,
         port=port,

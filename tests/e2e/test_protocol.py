@@ -62,6 +62,8 @@ def expect_error(response: httpx.Response, error: str, status: int) -> dict[str,
     assert body["status"] == status
     assert body["error_uri"].endswith(f"/book/errors.html#{error}")
     assert body["error_description"]
+    assert response.headers["x-request-id"]  # on every response, fast path included
+    assert response.headers["cache-control"] == "no-store"
     return dict(body)
 
 

@@ -13,8 +13,11 @@ text on SQLite and `timestamp` on PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import re
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -83,6 +86,11 @@ class TokenStore:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._clients: dict[str, tuple[float, ClientRecord | None]] = {}
+        self._loop_connection = threading.local()
+        self._broken_connection_errors: tuple[type[BaseException], ...] = (
+            engine.dialect.loaded_dbapi.OperationalError,
+            engine.dialect.loaded_dbapi.InterfaceError,
+        )
 
     # ----- plumbing ------------------------------------------------------------------
 
@@ -106,17 +114,31 @@ class TokenStore:
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
-        """A DB-API cursor in one transaction: committed on success, rolled back on error."""
-        connection = self.engine.raw_connection()
+        """A DB-API cursor in one transaction: committed on success, rolled back on error.
+
+        The event loop's thread keeps one connection for good (no pool checkout per
+        request: the hot path); other threads borrow one from the pool and give it back.
+        """
+        on_loop = asyncio._get_running_loop() is not None
+        connection = getattr(self._loop_connection, "value", None) if on_loop else None
+        if connection is None:
+            connection = self.engine.raw_connection()
+            if on_loop:
+                self._loop_connection.value = connection
         try:
             cursor = connection.cursor()
             yield cursor
             connection.commit()
-        except BaseException:
-            connection.rollback()
+        except BaseException as error:
+            with contextlib.suppress(Exception):  # the connection may be gone; dropped below
+                connection.rollback()
+            if on_loop and isinstance(error, self._broken_connection_errors):
+                self._loop_connection.value = None
+                connection.invalidate()  # reconnect on the next request
             raise
         finally:
-            connection.close()  # back to the pool
+            if not on_loop:
+                connection.close()  # back to the pool
 
     def _one(self, cursor: Any, statement: str, params: dict[str, Any]) -> Sequence[Any] | None:
         cursor.execute(self._sql(statement), params)
