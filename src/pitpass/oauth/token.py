@@ -317,7 +317,10 @@ def _spent_refresh(
     session_id, used_at, _expires_at = spent
     if used_at is None:
         return None, OAuthError("invalid_grant", "refresh token expired")
-    if (now - used_at).total_seconds() <= client.refresh_grace_seconds:
+    grace = client.refresh_grace_seconds
+    # `now` was read before another request's `used_at`: a racer can see a negative age,
+    # so a grace of 0 must mean no grace at all, not "age <= 0".
+    if grace > 0 and (now - used_at).total_seconds() <= grace:
         return session_id, None  # a retry inside the client's grace period
     # RFC 9700 §4.14.2: a refresh token used twice means it leaked; end the session.
     runtime.store.revoke_session(cursor, session_id, now, "refresh_token_reuse")
