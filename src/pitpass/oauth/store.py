@@ -27,7 +27,6 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-SQLITE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 CLIENT_CACHE_SECONDS = 2.0  # a disabled client or a rotated secret takes effect this fast
 
 
@@ -100,7 +99,8 @@ class TokenStore:
 
     def ts(self, moment: datetime) -> Any:
         naive = moment.astimezone(UTC).replace(tzinfo=None)
-        return naive.strftime(SQLITE_TIME_FORMAT) if self.is_sqlite else naive
+        # The text SQLAlchemy writes for DateTime on SQLite: "YYYY-MM-DD HH:MM:SS.ffffff".
+        return naive.isoformat(" ", "microseconds") if self.is_sqlite else naive
 
     @staticmethod
     def _time(value: Any) -> datetime:
@@ -304,6 +304,28 @@ class TokenStore:
             ),
             now,
             expires_at,
+        )
+
+    def new_session_record(self, cursor: Any, code: CodeRecord) -> SessionRecord | None:
+        """The record of a session just opened from `code` (one lookup, no join)."""
+        row = self._one(
+            cursor,
+            "SELECT customer_id, display_name, group_ids, is_disabled FROM members WHERE id = :id",
+            {"id": code.member_id},
+        )
+        if row is None:
+            return None
+        return SessionRecord(
+            session_id=code.session_id,
+            member_id=code.member_id,
+            client_pk=code.client_pk,
+            scope=code.scope,
+            auth_time=code.auth_time,
+            revoked=False,
+            customer_id=row[0],
+            display_name=row[1],
+            group_ids=list(self._json(row[2]) or []),
+            member_disabled=bool(row[3]),
         )
 
     def session(self, cursor: Any, session_id: str) -> SessionRecord | None:

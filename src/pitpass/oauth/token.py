@@ -239,9 +239,8 @@ def authorization_code_grant(
                 now
                 + timedelta(seconds=max(client.refresh_token_seconds, client.access_token_seconds)),
             )
-            session = store.session(cursor, code.session_id)
-            assert session is not None
-            if session.member_disabled:
+            session = store.new_session_record(cursor, code)
+            if session is None or session.member_disabled:
                 failure = OAuthError("invalid_grant", "the member's account is disabled")
             else:
                 refresh = (
