@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Form, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
@@ -33,16 +33,17 @@ def _redirect(location: str) -> RedirectResponse:
 
 
 def details_from_form(
-    client_name: str,
-    client_type: str,
-    flows: list[str],
-    description: str,
-    developer_name: str,
-    developer_url: str,
-    developer_email: str,
-    redirect_uris: str,
-    audiences: list[str],
+    client_name: FormText = "",
+    client_type: FormText = "",
+    flows: FormList = [],  # noqa: B006 - FastAPI copies form defaults
+    description: FormText = "",
+    developer_name: FormText = "",
+    developer_url: FormText = "",
+    developer_email: FormText = "",
+    redirect_uris: FormText = "",
+    audiences: FormList = [],  # noqa: B006
 ) -> ClientDetails:
+    """The request form (templates/_request_form.html) as ClientDetails."""
     return ClientDetails(
         client_name=client_name,
         client_type=client_type,
@@ -118,31 +119,12 @@ def new_request_page(request: Request, template: str = "") -> Response:
 def new_request_submit(
     request: Request,
     background: BackgroundTasks,
+    details: Annotated[ClientDetails, Depends(details_from_form)],
     csrf_token: FormText = "",
-    client_name: FormText = "",
-    client_type: FormText = "",
-    flows: FormList = [],  # noqa: B006 - FastAPI copies form defaults
-    description: FormText = "",
-    developer_name: FormText = "",
-    developer_url: FormText = "",
-    developer_email: FormText = "",
-    redirect_uris: FormText = "",
-    audiences: FormList = [],  # noqa: B006
 ) -> Response:
     require_csrf(request, csrf_token)
     member = require_member(request)
     context = app_context(request)
-    details = details_from_form(
-        client_name,
-        client_type,
-        flows,
-        description,
-        developer_name,
-        developer_url,
-        developer_email,
-        redirect_uris,
-        audiences,
-    )
     with context.session() as db:
         review = registration.review_details(db, context.settings, details)
         if not review.ok:
@@ -193,31 +175,12 @@ def request_resubmit(
     request: Request,
     request_id: int,
     background: BackgroundTasks,
+    details: Annotated[ClientDetails, Depends(details_from_form)],
     csrf_token: FormText = "",
-    client_name: FormText = "",
-    client_type: FormText = "",
-    flows: FormList = [],  # noqa: B006
-    description: FormText = "",
-    developer_name: FormText = "",
-    developer_url: FormText = "",
-    developer_email: FormText = "",
-    redirect_uris: FormText = "",
-    audiences: FormList = [],  # noqa: B006
 ) -> Response:
     require_csrf(request, csrf_token)
     member = require_member(request)
     context = app_context(request)
-    details = details_from_form(
-        client_name,
-        client_type,
-        flows,
-        description,
-        developer_name,
-        developer_url,
-        developer_email,
-        redirect_uris,
-        audiences,
-    )
     with context.session() as db:
         found = _own_request(db, member, request_id)
         if found is None:
@@ -363,31 +326,12 @@ def change_submit(
     request: Request,
     client_id: str,
     background: BackgroundTasks,
+    details: Annotated[ClientDetails, Depends(details_from_form)],
     csrf_token: FormText = "",
-    client_name: FormText = "",
-    client_type: FormText = "",
-    flows: FormList = [],  # noqa: B006
-    description: FormText = "",
-    developer_name: FormText = "",
-    developer_url: FormText = "",
-    developer_email: FormText = "",
-    redirect_uris: FormText = "",
-    audiences: FormList = [],  # noqa: B006
 ) -> Response:
     require_csrf(request, csrf_token)
     member = require_member(request)
     context = app_context(request)
-    details = details_from_form(
-        client_name,
-        client_type,
-        flows,
-        description,
-        developer_name,
-        developer_url,
-        developer_email,
-        redirect_uris,
-        audiences,
-    )
     with context.session() as db:
         client = _own_client(db, member, client_id)
         if client is None:
