@@ -99,9 +99,8 @@ def bearer(request: Request, runtime: OAuthRuntime, needs_scope: str | None = No
     if claims is None:
         raise OAuthError("invalid_token", "the access token is invalid or expired")
     with runtime.store.transaction() as cursor:
-        active = runtime.store.session_is_active(cursor, str(claims.get("session_id")))
         session = runtime.store.session(cursor, str(claims.get("session_id")))
-    if not active or session is None:
+    if session is None or not session.active:
         raise OAuthError("invalid_token", "the session of this access token was signed out")
     if needs_scope and needs_scope not in str(claims.get("scope") or "").split():
         raise OAuthError("insufficient_scope", f"this endpoint needs the {needs_scope} scope")

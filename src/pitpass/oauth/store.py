@@ -78,6 +78,12 @@ class SessionRecord:
     display_name: str
     group_ids: list[int]
     member_disabled: bool
+    client_disabled: bool = False
+
+    @property
+    def active(self) -> bool:
+        """Not signed out, and neither the member nor the client disabled."""
+        return not (self.revoked or self.member_disabled or self.client_disabled)
 
 
 class TokenStore:
@@ -332,8 +338,9 @@ class TokenStore:
         row = self._one(
             cursor,
             "SELECT s.id, s.member_id, s.client_pk, s.scope, s.auth_time, s.revoked_at, "
-            "m.customer_id, m.display_name, m.group_ids, m.is_disabled "
-            "FROM oauth_sessions s JOIN members m ON m.id = s.member_id WHERE s.id = :id",
+            "m.customer_id, m.display_name, m.group_ids, m.is_disabled, c.is_disabled "
+            "FROM oauth_sessions s JOIN members m ON m.id = s.member_id "
+            "JOIN clients c ON c.id = s.client_pk WHERE s.id = :id",
             {"id": session_id},
         )
         if row is None:
@@ -349,6 +356,7 @@ class TokenStore:
             display_name=row[7],
             group_ids=list(self._json(row[8]) or []),
             member_disabled=bool(row[9]),
+            client_disabled=bool(row[10]),
         )
 
     def add_refresh_token(

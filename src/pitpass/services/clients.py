@@ -375,19 +375,15 @@ def _reveal(ctx: AppContext, db: Session, record: ClientSecret | None, via: str)
     return plaintext
 
 
-def reveal_by_link(
-    ctx: AppContext, db: Session, token: str, member: Member, ip: str | None = None
-) -> tuple[Client, str]:
-    record = db.scalar(
+def _secret_by_link(ctx: AppContext, db: Session, token: str) -> ClientSecret | None:
+    return db.scalar(
         select(ClientSecret).where(
             ClientSecret.reveal_token_hash == ctx.keyring.token_hash(f"reveal:{token}")
         )
     )
-    client = db.get(Client, record.client_pk) if record else None
-    if client is not None and client.owner_id != member.id:
-        raise RevealRefused("This link belongs to another account. Sign in as the client's owner.")
-    plaintext = _reveal(ctx, db, record, "link")
-    assert client is not None
+
+
+def _record_view(db: Session, member: Member, client: Client, via: str, ip: str | None) -> None:
     audit.record(
         db,
         "client.secret_viewed",
@@ -395,8 +391,25 @@ def reveal_by_link(
         target_type="client",
         target_id=client.client_id,
         ip=ip,
-        details={"via": "link"},
+        details={"via": via},
     )
+
+
+def reveal_link_client(ctx: AppContext, db: Session, token: str) -> Client | None:
+    record = _secret_by_link(ctx, db, token)
+    return db.get(Client, record.client_pk) if record else None
+
+
+def reveal_by_link(
+    ctx: AppContext, db: Session, token: str, member: Member, ip: str | None = None
+) -> tuple[Client, str]:
+    record = _secret_by_link(ctx, db, token)
+    client = db.get(Client, record.client_pk) if record else None
+    if client is not None and client.owner_id != member.id:
+        raise RevealRefused("This link belongs to another account. Sign in as the client's owner.")
+    plaintext = _reveal(ctx, db, record, "link")
+    assert client is not None
+    _record_view(db, member, client, "link", ip)
     return client, plaintext
 
 
@@ -406,25 +419,8 @@ def reveal_in_portal(
     live = _live_secrets(db, client)
     current = next((s for s in live if s.expires_at is None), None)
     plaintext = _reveal(ctx, db, current, "portal")
-    audit.record(
-        db,
-        "client.secret_viewed",
-        actor=member,
-        target_type="client",
-        target_id=client.client_id,
-        ip=ip,
-        details={"via": "portal"},
-    )
+    _record_view(db, member, client, "portal", ip)
     return plaintext
-
-
-def reveal_link_client(ctx: AppContext, db: Session, token: str) -> Client | None:
-    record = db.scalar(
-        select(ClientSecret).where(
-            ClientSecret.reveal_token_hash == ctx.keyring.token_hash(f"reveal:{token}")
-        )
-    )
-    return db.get(Client, record.client_pk) if record else None
 
 
 # ----- reading and managing --------------------------------------------------------------

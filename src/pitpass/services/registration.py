@@ -368,6 +368,36 @@ def _require_message(message: str, what: str) -> str:
     return message
 
 
+def _send_back(
+    ctx: AppContext,
+    db: Session,
+    request: RegistrationRequest,
+    staff: Member,
+    message: str,
+    ip: str | None,
+    *,
+    to: str,
+    what_to_write: str,
+    mail_words: str,
+) -> list[int]:
+    """A staff decision that needs a message: request changes, or reject."""
+    text = _require_message(message, what_to_write)
+    decided_at = {"decided_at": utcnow()} if to == REJECTED else {}
+    move_status(
+        db, request, [SUBMITTED], to, staff_message=text, decided_by_id=staff.id, **decided_at
+    )
+    audit.record(
+        db,
+        f"request.{to}",
+        actor=staff,
+        target_type="request",
+        target_id=request.id,
+        ip=ip,
+        details={"message": text},
+    )
+    return [_notify(ctx, db, request, mail_words)]
+
+
 def request_changes(
     ctx: AppContext,
     db: Session,
@@ -376,25 +406,17 @@ def request_changes(
     message: str,
     ip: str | None = None,
 ) -> list[int]:
-    text = _require_message(message, "what to change")
-    move_status(
+    return _send_back(
+        ctx,
         db,
         request,
-        [SUBMITTED],
-        CHANGES_REQUESTED,
-        staff_message=text,
-        decided_by_id=staff.id,
+        staff,
+        message,
+        ip,
+        to=CHANGES_REQUESTED,
+        what_to_write="what to change",
+        mail_words="needs changes",
     )
-    audit.record(
-        db,
-        "request.changes_requested",
-        actor=staff,
-        target_type="request",
-        target_id=request.id,
-        ip=ip,
-        details={"message": text},
-    )
-    return [_notify(ctx, db, request, "needs changes")]
 
 
 def reject(
@@ -405,26 +427,17 @@ def reject(
     message: str,
     ip: str | None = None,
 ) -> list[int]:
-    text = _require_message(message, "why the request was rejected")
-    move_status(
+    return _send_back(
+        ctx,
         db,
         request,
-        [SUBMITTED],
-        REJECTED,
-        staff_message=text,
-        decided_by_id=staff.id,
-        decided_at=utcnow(),
+        staff,
+        message,
+        ip,
+        to=REJECTED,
+        what_to_write="why the request was rejected",
+        mail_words="was rejected",
     )
-    audit.record(
-        db,
-        "request.rejected",
-        actor=staff,
-        target_type="request",
-        target_id=request.id,
-        ip=ip,
-        details={"message": text},
-    )
-    return [_notify(ctx, db, request, "was rejected")]
 
 
 # ----- reading -------------------------------------------------------------------------
