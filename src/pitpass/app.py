@@ -29,7 +29,7 @@ from pitpass.db.migrate import is_up_to_date
 from pitpass.middleware import RequestContextMiddleware
 from pitpass.oauth.authorize import authorize_router
 from pitpass.oauth.endpoints import protocol_routes
-from pitpass.oauth.store import TokenStore
+from pitpass.oauth.store import token_store
 from pitpass.oauth.token import OAuthRuntime
 from pitpass.oauth.tokens import TokenSigner
 from pitpass.services import keys
@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             retry.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await retry
+            await app.state.oauth.store.close()
             context.close()
 
     # FastAPIOffline: the /docs page's scripts come from the package, not a CDN.
@@ -88,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "pages first; send `X-CSRF-Token` (from `GET /api/v1/me`) on every change.",
     )
     app.state.context = context
-    app.state.oauth = OAuthRuntime(context, TokenStore(context.engine), TokenSigner(context))
+    app.state.oauth = OAuthRuntime(context, token_store(context.engine), TokenSigner(context))
     # The protocol's plain Starlette routes go first: the token endpoint is the hot path.
     app.router.routes[:0] = protocol_routes(context.settings.issuer_path)
     app.add_middleware(

@@ -14,7 +14,7 @@ from sqlalchemy import update
 from pitpass.core.masking import mask_secret
 from pitpass.db.engine import make_engine
 from pitpass.db.models import AuthorizationCode, SigningKey, utcnow
-from pitpass.oauth.store import TokenStore
+from pitpass.oauth.store import token_store
 from pitpass.services import clients as clients_service
 from pitpass.services import keys
 from pitpass.services.members import find_by_email
@@ -166,7 +166,7 @@ def test_set_lifetimes_command(tmp_path: Any) -> None:
 def test_unreachable_storage_is_temporarily_unavailable(sqlite_site: Site) -> None:
     client_id, secret, _member = issue(sqlite_site)
     runtime = sqlite_site.app.state.oauth
-    runtime.store = TokenStore(make_engine(f"postgresql://nobody@127.0.0.1:{free_port()}/gone"))
+    runtime.store = token_store(make_engine(f"postgresql://nobody@127.0.0.1:{free_port()}/gone"))
     response = sqlite_site.browser().post(
         "/oauth2/token",
         data={

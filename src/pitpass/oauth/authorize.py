@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlencode
@@ -80,12 +80,12 @@ def single_values(pairs: list[tuple[str, str]]) -> dict[str, str]:
     return params
 
 
-def check_request(runtime: OAuthRuntime, params: dict[str, str]) -> AuthorizationRequest:
+async def check_request(runtime: OAuthRuntime, params: dict[str, str]) -> AuthorizationRequest:
     """Every check of PRODUCT.md §4, in the order that decides JSON versus redirect."""
     client_id = params.get("client_id", "")
     if not client_id:
         raise UntrustedRedirect(OAuthError("invalid_request", "client_id missing"))
-    client = runtime.store.client(client_id, utcnow())
+    client = await runtime.store.client(client_id, utcnow())
     if client is None:
         raise UntrustedRedirect(OAuthError("invalid_client", "unknown client_id"))
     if client.is_disabled:
@@ -241,9 +241,11 @@ def _consent_page(
 def authorize_router(issuer_path: str) -> APIRouter:
     router = APIRouter(prefix=issuer_path.rstrip("/"), include_in_schema=False)
 
-    def _errors_to_responses(runtime: OAuthRuntime, run: Callable[[], Response]) -> Response:
+    async def _errors_to_responses(
+        runtime: OAuthRuntime, run: Callable[[], Awaitable[Response]]
+    ) -> Response:
         try:
-            return run()
+            return await run()
         except UntrustedRedirect as untrusted:
             return json_error(runtime.issuer, untrusted.error)
         except RedirectableError as redirectable:
@@ -252,11 +254,11 @@ def authorize_router(issuer_path: str) -> APIRouter:
             )
 
     @router.get("/authorize", response_class=HTMLResponse)
-    def authorize(request: Request) -> Response:
+    async def authorize(request: Request) -> Response:
         runtime: OAuthRuntime = request.app.state.oauth
 
-        def run() -> Response:
-            auth = check_request(runtime, single_values(request.query_params.multi_items()))
+        async def run() -> Response:
+            auth = await check_request(runtime, single_values(request.query_params.multi_items()))
             with app_context(request).session() as db:
                 web_session = _web_session(request, db)
                 if _needs_signin(auth, web_session):
@@ -269,7 +271,7 @@ def authorize_router(issuer_path: str) -> APIRouter:
                     return _issue_code(runtime, request, db, auth, member, web_session)
                 return _consent_page(request, auth, db)
 
-        return _errors_to_responses(runtime, run)
+        return await _errors_to_responses(runtime, run)
 
     @router.post("/authorize", response_class=HTMLResponse)
     async def consent(request: Request) -> Response:
@@ -281,8 +283,8 @@ def authorize_router(issuer_path: str) -> APIRouter:
         decision = fields.pop("decision", "")
         oauth_pairs = [(k, v) for k, v in pairs if k not in ("csrf_token", "decision")]
 
-        def run() -> Response:
-            auth = check_request(runtime, single_values(oauth_pairs))
+        async def run() -> Response:
+            auth = await check_request(runtime, single_values(oauth_pairs))
             with app_context(request).session() as db:
                 web_session = _web_session(request, db)
                 if web_session is None:
@@ -317,6 +319,6 @@ def authorize_router(issuer_path: str) -> APIRouter:
                     )
                 return _issue_code(runtime, request, db, auth, member, web_session)
 
-        return _errors_to_responses(runtime, run)
+        return await _errors_to_responses(runtime, run)
 
     return router

@@ -24,11 +24,10 @@ from pitpass.db.models import (
     utcnow,
 )
 from pitpass.oauth.errors import NO_STORE, OAuthError, json_error, storage_unavailable
-from pitpass.oauth.store import SessionRecord
+from pitpass.oauth.store import STORAGE_UNAVAILABLE_ERRORS, SessionRecord
 from pitpass.oauth.token import (
     FORM,
     MAX_BODY,
-    STORAGE_ERRORS,
     Caller,
     OAuthRuntime,
     authenticate_client,
@@ -62,7 +61,7 @@ def oauth_endpoint(handler: Callable[[Request, OAuthRuntime], Awaitable[Response
             return await handler(request, runtime)
         except OAuthError as error:
             return json_error(runtime.issuer, error)
-        except STORAGE_ERRORS:
+        except STORAGE_UNAVAILABLE_ERRORS:
             log.exception("protocol endpoint: storage unavailable")
             return json_error(runtime.issuer, storage_unavailable())
 
@@ -90,7 +89,7 @@ class Bearer:
     session: SessionRecord
 
 
-def bearer(request: Request, runtime: OAuthRuntime, needs_scope: str | None = None) -> Bearer:
+async def bearer(request: Request, runtime: OAuthRuntime, needs_scope: str | None = None) -> Bearer:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -98,8 +97,8 @@ def bearer(request: Request, runtime: OAuthRuntime, needs_scope: str | None = No
     claims = runtime.signer.verify(token.strip(), utcnow())
     if claims is None:
         raise OAuthError("invalid_token", "the access token is invalid or expired")
-    with runtime.store.transaction() as cursor:
-        session = runtime.store.session(cursor, str(claims.get("session_id")))
+    async with runtime.store.connection() as db:
+        session = await runtime.store.session(db, str(claims.get("session_id")))
     if session is None or not session.active:
         raise OAuthError("invalid_token", "the session of this access token was signed out")
     if needs_scope and needs_scope not in str(claims.get("scope") or "").split():
@@ -109,7 +108,7 @@ def bearer(request: Request, runtime: OAuthRuntime, needs_scope: str | None = No
 
 async def profile(request: Request, runtime: OAuthRuntime) -> Response:
     """`GET /oauth2/iracing/profile`: the member's name and customer id."""
-    caller = bearer(request, runtime, needs_scope="iracing.profile")
+    caller = await bearer(request, runtime, needs_scope="iracing.profile")
     return JSONResponse(
         {"iracing_name": caller.session.display_name, "iracing_cust_id": caller.session.customer_id}
     )
@@ -160,7 +159,7 @@ def session_view(
 
 async def sessions(request: Request, runtime: OAuthRuntime) -> Response:
     """`GET /oauth2/sessions`: the member's live sessions of the calling client."""
-    caller = bearer(request, runtime)
+    caller = await bearer(request, runtime)
     ctx = runtime.ctx
     with ctx.session() as db:
         client = db.get(Client, caller.session.client_pk)
@@ -207,7 +206,7 @@ def _forget_browser_of(runtime: OAuthRuntime, session_id: str) -> None:
 
 async def revoke_current(request: Request, runtime: OAuthRuntime) -> Response:
     """`POST /oauth2/revoke/current` (optional `forget_browser=true`): 200, empty body."""
-    caller = bearer(request, runtime)
+    caller = await bearer(request, runtime)
     form = await _form(request)
     forget = form.get("forget_browser", "false").lower()
     if forget not in ("true", "false"):
@@ -221,7 +220,7 @@ async def revoke_current(request: Request, runtime: OAuthRuntime) -> Response:
 
 async def revoke_listed_sessions(request: Request, runtime: OAuthRuntime) -> Response:
     """`POST /oauth2/revoke/sessions` (`session_ids`, comma-separated): 200, empty body."""
-    caller = bearer(request, runtime)
+    caller = await bearer(request, runtime)
     form = await _form(request)
     ids = [s.strip() for s in form.get("session_ids", "").split(",") if s.strip()]
     if not ids:
@@ -238,7 +237,7 @@ async def revoke_listed_sessions(request: Request, runtime: OAuthRuntime) -> Res
 
 async def revoke_client(request: Request, runtime: OAuthRuntime) -> Response:
     """`POST /oauth2/revoke/client`: every session of this client for the member."""
-    caller = bearer(request, runtime)
+    caller = await bearer(request, runtime)
     revoke_sessions_where(
         runtime,
         "revoke_client",
@@ -260,7 +259,7 @@ def _refresh_session(runtime: OAuthRuntime, token: str) -> OAuthSession | None:
 async def revoke(request: Request, runtime: OAuthRuntime) -> Response:
     """RFC 7009: revoking either token signs out its whole session (§2.1)."""
     form = await _form(request)
-    client = authenticate_client(
+    client = await authenticate_client(
         runtime, form, request.headers.get("authorization"), _caller(request)
     )
     token = form.get("token")
@@ -284,7 +283,7 @@ async def revoke(request: Request, runtime: OAuthRuntime) -> Response:
 async def introspect(request: Request, runtime: OAuthRuntime) -> Response:
     """RFC 7662, for confidential clients (resource servers authenticate as one)."""
     form = await _form(request)
-    client = authenticate_client(
+    client = await authenticate_client(
         runtime, form, request.headers.get("authorization"), _caller(request)
     )
     if not client.is_confidential:
@@ -297,8 +296,8 @@ async def introspect(request: Request, runtime: OAuthRuntime) -> Response:
         claims = runtime.signer.verify(token, utcnow())
         if claims is None:
             return inactive
-        with runtime.store.transaction() as cursor:
-            if not runtime.store.session_is_active(cursor, str(claims.get("session_id"))):
+        async with runtime.store.connection() as db:
+            if not await runtime.store.session_is_active(db, str(claims.get("session_id"))):
                 return inactive
         return JSONResponse({"active": True, "token_type": "Bearer", **claims}, headers=NO_STORE)
     found = _refresh_session(runtime, token)
@@ -307,8 +306,8 @@ async def introspect(request: Request, runtime: OAuthRuntime) -> Response:
     with runtime.ctx.session() as db:
         row = db.get(RefreshToken, runtime.refresh_hash(token))
         usable = row is not None and row.used_at is None and row.expires_at > utcnow()
-    with runtime.store.transaction() as cursor:
-        if not usable or not runtime.store.session_is_active(cursor, found.id):
+    async with runtime.store.connection() as db:
+        if not usable or not await runtime.store.session_is_active(db, found.id):
             return inactive
     assert row is not None
     return JSONResponse(

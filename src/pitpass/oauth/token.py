@@ -13,7 +13,6 @@ import binascii
 import hmac
 import logging
 import secrets
-import sqlite3
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,8 +20,6 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
 import anyio
-import psycopg
-from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -31,7 +28,16 @@ from pitpass.core.masking import normalise_identifier
 from pitpass.core.scopes import join_scope, parse_scope, unknown_scopes
 from pitpass.db.models import utcnow
 from pitpass.oauth.errors import NO_STORE, OAuthError, json_error, storage_unavailable
-from pitpass.oauth.store import ClientRecord, SessionRecord, TokenStore
+from pitpass.oauth.store import (
+    STORAGE_UNAVAILABLE_ERRORS,
+    ClientRecord,
+    NewRefreshToken,
+    NewSession,
+    RefreshState,
+    SessionActivity,
+    SessionRecord,
+    TokenStore,
+)
 from pitpass.oauth.tokens import TokenSigner
 from pitpass.services.clients import secret_hash
 from pitpass.services.context import AppContext
@@ -40,8 +46,6 @@ from pitpass.services.members import masked_password_matches
 log = logging.getLogger("pitpass.oauth")
 
 FORM = "application/x-www-form-urlencoded"
-# The database is down or refusing: the client should retry (temporarily_unavailable).
-STORAGE_ERRORS = (sqlite3.OperationalError, psycopg.OperationalError, SQLAlchemyOperationalError)
 MAX_BODY = 16 * 1024
 
 
@@ -99,7 +103,7 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
     return unquote_plus(client_id), unquote_plus(secret)
 
 
-def authenticate_client(
+async def authenticate_client(
     runtime: OAuthRuntime, params: dict[str, str], authorization: str | None, caller: Caller
 ) -> ClientRecord:
     basic = _basic_credentials(authorization)
@@ -115,7 +119,7 @@ def authenticate_client(
         client_id, secret = basic
     if not client_id:
         raise OAuthError("invalid_request", "client_id missing")
-    client = runtime.store.client(client_id, utcnow())
+    client = await runtime.store.client(client_id, utcnow())
     if client is None:
         _failed_client_auth(runtime, client_id, caller, "unknown client")
     assert client is not None
@@ -187,18 +191,18 @@ def _token_response(
     return JSONResponse(body, headers=NO_STORE | caller.headers)
 
 
-def _issue_refresh(
-    runtime: OAuthRuntime, cursor: Any, client: ClientRecord, session_id: str, now: datetime
-) -> str:
-    token = secrets.token_urlsafe(32)  # 256 random bits, opaque
-    runtime.store.add_refresh_token(
-        cursor,
+def _new_refresh(
+    runtime: OAuthRuntime, client: ClientRecord, session_id: str, now: datetime
+) -> tuple[str, NewRefreshToken]:
+    """A refresh token (256 random bits, opaque) and what is stored of it: a keyed hash."""
+    token = secrets.token_urlsafe(32)
+    stored = NewRefreshToken(
         runtime.refresh_hash(token),
         session_id,
         now,
         now + timedelta(seconds=client.refresh_token_seconds),
     )
-    return token
+    return token, stored
 
 
 def _require(params: dict[str, str], *names: str) -> None:
@@ -210,47 +214,45 @@ def _require(params: dict[str, str], *names: str) -> None:
 # ----- the grants ------------------------------------------------------------------------
 
 
-def authorization_code_grant(
+async def authorization_code_grant(
     runtime: OAuthRuntime, client: ClientRecord, params: dict[str, str], caller: Caller
 ) -> JSONResponse:
     _require(params, "code", "redirect_uri")
     if "authorization_code" not in client.flows:
         raise OAuthError("unauthorized_client", "this client may not use authorization_code")
     store, now = runtime.store, utcnow()
-    failure: OAuthError | None = None
-    with store.transaction() as cursor:
-        code = store.consume_code(cursor, runtime.code_hash(params["code"]), now)
-        if code is None:
-            replayed_session = store.spent_code_session(cursor, runtime.code_hash(params["code"]))
+    code_hash = runtime.code_hash(params["code"])
+    # One transaction: a replay racing this redemption waits on the code's row, then
+    # finds the session it must revoke.
+    async with store.transaction() as db:
+        consumed = await store.consume_code(db, code_hash, now)
+        if consumed is None:
+            replayed_session = await store.spent_code_session(db, code_hash)
             if replayed_session is None:
                 raise OAuthError("invalid_grant", "unknown authorization code")
             # RFC 6749 §4.1.2: a code used twice revokes what the first use issued.
-            store.revoke_session(cursor, replayed_session, now, "code_replay")
-            failure = OAuthError(
+            await store.revoke_session(db, replayed_session, now, "code_replay")
+            failure: OAuthError | None = OAuthError(
                 "invalid_grant", "authorization code already used; its tokens are revoked"
             )
         else:
+            code, session = consumed.code, consumed.session
             failure = _check_code(code, client, params, now)
-        if failure is None and code is not None:
-            store.open_session(
-                cursor,
-                code,
-                now,
-                now
-                + timedelta(seconds=max(client.refresh_token_seconds, client.access_token_seconds)),
-            )
-            session = store.new_session_record(cursor, code)
-            if session is None or session.member_disabled:
+            if failure is None and (session is None or session.member_disabled):
                 failure = OAuthError("invalid_grant", "the member's account is disabled")
-            else:
-                refresh = (
-                    _issue_refresh(runtime, cursor, client, code.session_id, now)
+            if failure is None:
+                refresh, stored = (
+                    _new_refresh(runtime, client, code.session_id, now)
                     if _grants_refresh(client, code.scope)
-                    else None
+                    else (None, None)
+                )
+                lifetime = max(client.refresh_token_seconds, client.access_token_seconds)
+                await store.open_session(
+                    db, NewSession.from_code(code, now, now + timedelta(seconds=lifetime)), stored
                 )
     if failure is not None:  # the code stays spent: one try per code
         raise failure
-    assert code is not None and session is not None
+    assert session is not None
     return _token_response(runtime, client, session, code.scope, refresh, now, caller)
 
 
@@ -276,56 +278,62 @@ def _check_code(
     return None
 
 
-def refresh_token_grant(
+async def refresh_token_grant(
     runtime: OAuthRuntime, client: ClientRecord, params: dict[str, str], caller: Caller
 ) -> JSONResponse:
+    """Judge the token on a read, then spend and replace it in one conditional write.
+
+    Losing the write to a concurrent request makes this a reuse: the token is judged
+    again, now spent (RFC 9700 §4.14.2).
+    """
     _require(params, "refresh_token")
     store, now = runtime.store, utcnow()
-    token_hash = runtime.refresh_hash(params["refresh_token"])
-    failure: OAuthError | None = None
-    with store.transaction() as cursor:
-        session_id = store.use_refresh_token(cursor, token_hash, now)
-        if session_id is None:
-            session_id, failure = _spent_refresh(runtime, cursor, client, token_hash, now)
-        session = store.session(cursor, session_id) if session_id else None
-        if failure is None:
-            failure = _check_session(session, client)
-        if failure is None and session is not None:
-            scope = _narrowed_scope(params.get("scope"), session.scope)
-            refresh = _issue_refresh(runtime, cursor, client, session.session_id, now)
-            store.touch_session(
-                cursor,
-                session.session_id,
-                now,
-                now + timedelta(seconds=client.refresh_token_seconds),
-                caller.ip,
-                caller.user_agent,
-            )
-    if failure is not None:
-        raise failure
-    assert session is not None
-    return _token_response(runtime, client, session, scope, refresh, now, caller)
-
-
-def _spent_refresh(
-    runtime: OAuthRuntime, cursor: Any, client: ClientRecord, token_hash: str, now: datetime
-) -> tuple[str | None, OAuthError | None]:
-    spent = runtime.store.spent_refresh_token(cursor, token_hash)
-    if spent is None:
-        return None, OAuthError("invalid_grant", "unknown refresh token")
-    session_id, used_at, _expires_at = spent
-    if used_at is None:
-        return None, OAuthError("invalid_grant", "refresh token expired")
-    grace = client.refresh_grace_seconds
-    # `now` was read before another request's `used_at`: a racer can see a negative age,
-    # so a grace of 0 must mean no grace at all, not "age <= 0".
-    if grace > 0 and (now - used_at).total_seconds() <= grace:
-        return session_id, None  # a retry inside the client's grace period
-    # RFC 9700 §4.14.2: a refresh token used twice means it leaked; end the session.
-    runtime.store.revoke_session(cursor, session_id, now, "refresh_token_reuse")
-    return None, OAuthError(
-        "invalid_grant", "refresh token already used: the whole session is revoked"
+    spent_hash = runtime.refresh_hash(params["refresh_token"])
+    activity = SessionActivity(
+        now, now + timedelta(seconds=client.refresh_token_seconds), caller.ip, caller.user_agent
     )
+    async with store.connection() as db:
+        for _judgement in ("first", "after a lost race"):
+            state = await store.refresh_state(db, spent_hash)
+            session, still_unspent = await _usable_refresh(runtime, db, client, state, now)
+            scope = _narrowed_scope(params.get("scope"), session.scope)
+            refresh, stored = _new_refresh(runtime, client, session.session_id, now)
+            spend = spent_hash if still_unspent else None
+            if await store.rotate_refresh_token(db, spend, stored, activity):
+                return _token_response(runtime, client, session, scope, refresh, now, caller)
+    raise OAuthError("invalid_grant", "the session was signed out")
+
+
+async def _usable_refresh(
+    runtime: OAuthRuntime,
+    db: Any,
+    client: ClientRecord,
+    state: RefreshState | None,
+    now: datetime,
+) -> tuple[SessionRecord, bool]:
+    """The token's session, and whether the token is still to be spent; else OAuthError."""
+    if state is None:
+        raise OAuthError("invalid_grant", "unknown refresh token")
+    if state.used_at is None:
+        if state.expires_at <= now:
+            raise OAuthError("invalid_grant", "refresh token expired")
+        still_unspent = True
+    else:
+        grace = client.refresh_grace_seconds
+        # `now` was read before another request's `used_at`: a racer can see a negative
+        # age, so a grace of 0 must mean no grace at all, not "age <= 0".
+        if not (grace > 0 and (now - state.used_at).total_seconds() <= grace):
+            # RFC 9700 §4.14.2: a refresh token used twice means it leaked; end the session.
+            await runtime.store.revoke_session(
+                db, state.session.session_id, now, "refresh_token_reuse"
+            )
+            raise OAuthError(
+                "invalid_grant", "refresh token already used: the whole session is revoked"
+            )
+        still_unspent = False  # a retry inside the client's grace period
+    if (failure := _check_session(state.session, client)) is not None:
+        raise failure
+    return state.session, still_unspent
 
 
 def _check_session(session: SessionRecord | None, client: ClientRecord) -> OAuthError | None:
@@ -348,7 +356,7 @@ def _narrowed_scope(requested: str | None, granted: str) -> str:
     return join_scope(wanted)
 
 
-def password_limited_grant(
+async def password_limited_grant(
     runtime: OAuthRuntime, client: ClientRecord, params: dict[str, str], caller: Caller
 ) -> JSONResponse:
     """The reference's headless grant: confidential clients, accepted access-list members."""
@@ -373,44 +381,43 @@ def password_limited_grant(
         )
     scope = _requested_scope(runtime, params.get("scope"))
     store, now = runtime.store, utcnow()
-    with store.transaction() as cursor:
-        found = store.member_by_email(cursor, username)
+    async with store.connection() as db:
+        found = await store.member_by_email(db, username)
     try:
-        valid = _check_password(found, params["password"])
+        # argon2 takes a while: off the event loop.
+        valid = await anyio.to_thread.run_sync(_check_password, found, params["password"])
     except OAuthError as error:
         error.headers |= caller.headers
         raise
     assert found is not None and valid
     member_id = found[0]
-    with store.transaction() as cursor:
-        if not store.on_access_list(cursor, client.pk, member_id):
-            failure: OAuthError | None = OAuthError(
+    async with store.connection() as db:
+        if not await store.on_access_list(db, client.pk, member_id):
+            raise OAuthError(
                 "invalid_grant",
                 "this member is not on the client's access list, or has not accepted it",
                 caller.headers,
             )
-        else:
-            failure = None
-            session_id = str(uuid.uuid4())
-            store.open_direct_session(
-                cursor,
-                session_id,
-                member_id,
-                client.pk,
-                scope,
-                now,
-                now + timedelta(seconds=client.refresh_token_seconds),
-                caller.ip,
-                caller.user_agent,
-            )
-            session = store.session(cursor, session_id)
-            refresh = (
-                _issue_refresh(runtime, cursor, client, session_id, now)
-                if _grants_refresh(client, scope)
-                else None
-            )
-    if failure is not None:
-        raise failure
+        session_id = str(uuid.uuid4())
+        refresh, stored = (
+            _new_refresh(runtime, client, session_id, now)
+            if _grants_refresh(client, scope)
+            else (None, None)
+        )
+        opening = NewSession(
+            session_id=session_id,
+            member_id=member_id,
+            client_pk=client.pk,
+            scope=scope,
+            auth_time=now,
+            now=now,
+            expires_at=now + timedelta(seconds=client.refresh_token_seconds),
+            ip=caller.ip,
+            user_agent=caller.user_agent,
+            web_session_id=None,
+        )
+        await store.open_session(db, opening, stored)
+        session = await store.session(db, session_id)
     assert session is not None
     return _token_response(runtime, client, session, scope, refresh, now, caller)
 
@@ -439,7 +446,7 @@ GRANTS = {
 }
 
 
-def _handle(
+async def _handle(
     runtime: OAuthRuntime, body: bytes, authorization: str | None, caller: Caller
 ) -> Response:
     params = parse_form(body)
@@ -449,8 +456,8 @@ def _handle(
     grant = GRANTS.get(grant_type)
     if grant is None:
         raise OAuthError("unsupported_grant_type", f"grant_type {grant_type} is not supported")
-    client = authenticate_client(runtime, params, authorization, caller)
-    return grant(runtime, client, params, caller)
+    client = await authenticate_client(runtime, params, authorization, caller)
+    return await grant(runtime, client, params, caller)
 
 
 async def token_endpoint(request: Request) -> Response:
@@ -466,13 +473,9 @@ async def token_endpoint(request: Request) -> Response:
         body = await request.body()
         if len(body) > MAX_BODY:
             raise OAuthError("invalid_request", "the request body is too large")
-        authorization = request.headers.get("authorization")
-        if b"grant_type=password_limited" in body:
-            # argon2 takes a while: off the event loop.
-            return await anyio.to_thread.run_sync(_handle, runtime, body, authorization, caller)
-        return _handle(runtime, body, authorization, caller)
+        return await _handle(runtime, body, request.headers.get("authorization"), caller)
     except OAuthError as error:
         return json_error(runtime.issuer, error)
-    except STORAGE_ERRORS:
+    except STORAGE_UNAVAILABLE_ERRORS:
         log.exception("token endpoint: storage unavailable")
         return json_error(runtime.issuer, storage_unavailable())

@@ -9,7 +9,9 @@ masked form.
 from __future__ import annotations
 
 import functools
+import os
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,6 +32,9 @@ MAX_EMAIL_LENGTH = 320
 MAX_NAME_LENGTH = 100
 
 _hasher = PasswordHasher()  # argon2id with the library's RFC 9106 defaults
+# One verification per CPU at a time: more only share the cores and each holds
+# 64 MiB, so a burst of sign-ins would cost memory and time (cache thrash) for nothing.
+_argon2_slots = threading.BoundedSemaphore(len(os.sched_getaffinity(0)))
 
 
 @functools.cache
@@ -60,16 +65,16 @@ def email_problem(email: str) -> str | None:
 
 
 def hash_masked_password(masked_password: str) -> str:
-    return _hasher.hash(masked_password)
+    with _argon2_slots:
+        return _hasher.hash(masked_password)
 
 
 def masked_password_matches(stored_hash: str | None, masked_password: str) -> bool:
     """Constant work whether or not there is an account (argon2 either way)."""
+    against = stored_hash or _unknown_member_hash()
     try:
-        return (
-            _hasher.verify(stored_hash or _unknown_member_hash(), masked_password)
-            and stored_hash is not None
-        )
+        with _argon2_slots:
+            return _hasher.verify(against, masked_password) and stored_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 
