@@ -87,6 +87,7 @@ async def _exchange(
 
 async def _load(
     port: int,
+    pid: int,
     users: int,
     seconds: float,
     max_requests: int,
@@ -115,10 +116,15 @@ async def _load(
                 last = None
         writer.close()
 
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), cpu_seconds(pid)
     await asyncio.gather(*(user(n) for n in range(users)))
-    elapsed = time.perf_counter() - started
+    elapsed, cpu_after = time.perf_counter() - started, cpu_seconds(pid)
     latencies.sort()
+    server_cpu = (
+        round((cpu_after - cpu_before) / len(latencies) * 1e6)
+        if cpu_before is not None and cpu_after is not None and latencies
+        else None
+    )
     return {
         "requests": len(latencies),
         "failures": failures,
@@ -126,11 +132,24 @@ async def _load(
         "per_second": round(len(latencies) / elapsed, 1) if elapsed else 0,
         "p50_ms": round(statistics.median(latencies) * 1000, 2) if latencies else None,
         "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2) if latencies else None,
+        "server_cpu_us_per_request": server_cpu,
     }
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux), to report the server's cost
+    per request: steadier than requests per second on a shared machine."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def server(url: str, data_dir: str, cpu: int | None, env_extra: dict[str, str]) -> Iterator[int]:
+def server(
+    url: str, data_dir: str, cpu: int | None, env_extra: dict[str, str]
+) -> Iterator[tuple[int, int]]:
     port = _free_port()
     env = (
         {k: v for k, v in os.environ.items() if not k.startswith("PITPASS_")}
@@ -156,7 +175,7 @@ def server(url: str, data_dir: str, cpu: int | None, env_extra: dict[str, str]) 
                     break
             except httpx.TransportError:
                 time.sleep(0.1)
-        yield port
+        yield port, process.pid  # taskset execs the server: same pid
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -268,15 +287,16 @@ def run(
             upgrade(ctx.engine)
             seeded = _seed(ctx, codes=max_requests + users * 2)
             ctx.close()
-            with server(url, data_dir, server_cpu, {}) as port:
+            with server(url, data_dir, server_cpu, {}) as (port, pid):
                 report[engine] = asyncio.run(
-                    _scenarios(port, seeded, scenarios, users, seconds, max_requests)
+                    _scenarios(port, pid, seeded, scenarios, users, seconds, max_requests)
                 )
     return report
 
 
 async def _scenarios(
     port: int,
+    pid: int,
     seeded: dict[str, Any],
     scenarios: list[str],
     users: int,
@@ -310,7 +330,7 @@ async def _scenarios(
             return {"grant_type": "refresh_token", "refresh_token": chains[user], **client}
 
         results["refresh"] = await _load(
-            port, users, seconds, max_requests, next_refresh, token_path
+            port, pid, users, seconds, max_requests, next_refresh, token_path
         )
 
     if "code" in scenarios:
@@ -326,7 +346,9 @@ async def _scenarios(
                 **client,
             }
 
-        results["code"] = await _load(port, users, seconds, max_requests, next_code, token_path)
+        results["code"] = await _load(
+            port, pid, users, seconds, max_requests, next_code, token_path
+        )
 
     if "password" in scenarios:
         form = {
@@ -336,7 +358,7 @@ async def _scenarios(
             **client,
         }
         outcome = await _load(
-            port, users, seconds, max(1, max_requests // 50), lambda _u, _l: form, token_path
+            port, pid, users, seconds, max(1, max_requests // 50), lambda _u, _l: form, token_path
         )
         bare = _bare_argon2_seconds()
         outcome["bare_argon2_verify_ms"] = round(bare * 1000, 2)
@@ -348,6 +370,7 @@ async def _scenarios(
     if "introspect" in scenarios:
         results["introspect"] = await _load(
             port,
+            pid,
             users,
             seconds,
             max_requests,

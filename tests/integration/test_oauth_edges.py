@@ -1,4 +1,5 @@
-"""Protocol edges best reached in-process: lifetimes, outages, key rotation, throttling."""
+"""Protocol edges best reached in-process: lifetimes, outages, key rotation, throttling,
+refresh grace (on both engines: each has its own SQL for it)."""
 
 from __future__ import annotations
 
@@ -262,28 +263,28 @@ def _refresh(browser: TestClient, client_id: str, secret: str, token: str) -> An
     )
 
 
-def test_a_racer_that_read_the_clock_first_gets_no_grace(sqlite_site: Site) -> None:
+def test_a_racer_that_read_the_clock_first_gets_no_grace(site: Site) -> None:
     """Regression: with grace 0, a token used 'in the future' of this request is still reuse."""
     from pitpass.db.models import RefreshToken
 
-    client_id, secret, member_id = issue(sqlite_site)
-    browser = sqlite_site.browser()
-    tokens = redeem(browser, client_id, secret, mint_code(sqlite_site, client_id, member_id)).json()
-    with sqlite_site.context.session() as db:
+    client_id, secret, member_id = issue(site)
+    browser = site.browser()
+    tokens = redeem(browser, client_id, secret, mint_code(site, client_id, member_id)).json()
+    with site.context.session() as db:
         db.execute(update(RefreshToken).values(used_at=utcnow() + timedelta(seconds=1)))
     assert _refresh(browser, client_id, secret, tokens["refresh_token"]).status_code == 400
 
 
-def test_grace_period_forgives_a_quick_retry(sqlite_site: Site) -> None:
-    client_id, secret, member_id = issue(sqlite_site)
-    with sqlite_site.context.session() as db:
+def test_grace_period_forgives_a_quick_retry(site: Site) -> None:
+    client_id, secret, member_id = issue(site)
+    with site.context.session() as db:
         client = clients_service.by_client_id(db, client_id)
         actor = find_by_email(db, "staff@example.com")
         assert client is not None and actor is not None
         clients_service.set_lifetimes(db, client, actor, {"refresh_grace_seconds": 30})
-    sqlite_site.app.state.oauth.store.forget_cached_clients()
-    browser = sqlite_site.browser()
-    tokens = redeem(browser, client_id, secret, mint_code(sqlite_site, client_id, member_id)).json()
+    site.app.state.oauth.store.forget_cached_clients()
+    browser = site.browser()
+    tokens = redeem(browser, client_id, secret, mint_code(site, client_id, member_id)).json()
     first = _refresh(browser, client_id, secret, tokens["refresh_token"])
     retry = _refresh(browser, client_id, secret, tokens["refresh_token"])
     assert first.status_code == 200 and retry.status_code == 200

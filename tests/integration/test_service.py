@@ -143,3 +143,39 @@ def test_json_logs_carry_the_request_id(
     access = [line for line in lines if line.get("logger") == "pitpass.access"]
     assert access and access[-1]["request_id"] == "trace-me-123"
     assert access[-1]["path"] == "/healthz"
+
+
+def test_password_verifications_run_at_most_one_per_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A burst of sign-ins must not run more argon2 verifications (64 MiB each) than cores."""
+    import os
+    import threading
+
+    from pitpass.services import members
+
+    inside, most, lock = 0, 0, threading.Lock()
+
+    class SlowHasher:
+        def verify(self, _stored: str, _password: str) -> bool:
+            return slow_verify()
+
+    def slow_verify() -> bool:
+        nonlocal inside, most
+        with lock:
+            inside += 1
+            most = max(most, inside)
+        threading.Event().wait(0.05)  # hold the slot while the others try to get in
+        with lock:
+            inside -= 1
+        return True
+
+    monkeypatch.setattr(members, "_hasher", SlowHasher())
+    cpus = len(os.sched_getaffinity(0))
+    threads = [
+        threading.Thread(target=members.masked_password_matches, args=("stored", "masked"))
+        for _ in range(cpus * 4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most == cpus

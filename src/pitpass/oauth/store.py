@@ -669,6 +669,12 @@ def positional(sql: str) -> tuple[str, tuple[str, ...]]:
     return re.sub(r"(?<!:):(\w+)", number, sql), tuple(names)
 
 
+async def _keep_session_state(_connection: asyncpg.Connection) -> None:
+    """Nothing to reset when a connection goes back to the pool: the store never sets
+    session state (no SET, LISTEN, advisory locks or cursors), so asyncpg's default
+    reset would only cost a round trip per request."""
+
+
 class PostgresTokenStore(TokenStore):
     """asyncpg with a pool per event loop (a server has one; tests start many)."""
 
@@ -719,10 +725,9 @@ class PostgresTokenStore(TokenStore):
         if self._pool is not None and self._pool_loop is loop:
             return self._pool
         if self._pool_lock is None or self._pool_loop is not loop:
+            # A new loop (tests start one per request): the old pool belonged to another.
+            self._drop_pool()
             self._pool_lock, self._pool_loop = asyncio.Lock(), loop
-            if self._pool is not None:
-                self._pool.terminate()  # it belonged to a loop that has finished
-                self._pool = None
         async with self._pool_lock:
             if self._pool is None:
                 self._pool = await asyncpg.create_pool(
@@ -730,6 +735,7 @@ class PostgresTokenStore(TokenStore):
                     min_size=1,
                     max_size=POSTGRES_POOL_SIZE,
                     timeout=CONNECT_TIMEOUT_SECONDS,
+                    reset=_keep_session_state,
                     server_settings={"application_name": "pitpass-protocol"},
                 )
         return self._pool
@@ -745,12 +751,16 @@ class PostgresTokenStore(TokenStore):
         async with self.connection() as connection, connection.transaction():
             yield connection
 
+    def _drop_pool(self) -> None:
+        if self._pool is not None and self._pool_loop and not self._pool_loop.is_closed():
+            self._pool.terminate()
+        # On a closed loop nothing can be closed any more; its sockets go when collected.
+        self._pool = None
+
     async def close(self) -> None:
         if self._pool is not None and self._pool_loop is asyncio.get_running_loop():
             await self._pool.close()
-        elif self._pool is not None:
-            self._pool.terminate()
-        self._pool = None
+        self._drop_pool()
 
     @staticmethod
     def _args(sql: str, params: dict[str, Any]) -> tuple[str, list[Any]]:

@@ -1,0 +1,120 @@
+"""The protocol's storage on both engines (oauth/store.py): each engine writes with its
+own SQL, so each rule that lives in that SQL is proved on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import jwt
+
+from pitpass.db.models import AuthorizationCode, utcnow
+from pitpass.oauth.store import NewRefreshToken, SessionActivity, TokenStore
+from tests.conftest import Site
+from tests.integration.test_oauth_edges import CALLBACK, _refresh, issue, mint_code, redeem
+
+T = TypeVar("T")
+
+
+def on_store(site: Site, work: Callable[[TokenStore, Any], Awaitable[T]]) -> T:
+    """Run `work(store, db)` on a connection of the site's store, in a loop of its own."""
+    store: TokenStore = site.app.state.oauth.store
+
+    async def run() -> T:
+        try:
+            async with store.connection() as db:
+                return await work(store, db)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def session_of(access_token: str) -> str:
+    return str(jwt.decode(access_token, options={"verify_signature": False})["session_id"])
+
+
+def test_a_refresh_asking_for_more_scope_keeps_the_token(site: Site) -> None:
+    client_id, secret, member_id = issue(site)
+    browser = site.browser()
+    tokens = redeem(browser, client_id, secret, mint_code(site, client_id, member_id)).json()
+    wider = browser.post(
+        "/oauth2/token",
+        data={
+            "grant_type": "refresh_token",
+            "client_id": client_id,
+            "client_secret": secret,
+            "refresh_token": tokens["refresh_token"],
+            "scope": "iracing.auth iracing.profile",
+        },
+    )
+    assert wider.status_code == 400 and wider.json()["error"] == "invalid_scope"
+    # RFC 6749 §6: the refusal spent nothing; the same token still refreshes.
+    assert _refresh(browser, client_id, secret, tokens["refresh_token"]).status_code == 200
+
+
+def test_a_rotation_is_exactly_once_and_loses_to_a_sign_out(site: Site) -> None:
+    client_id, secret, member_id = issue(site)
+    browser = site.browser()
+    tokens = redeem(browser, client_id, secret, mint_code(site, client_id, member_id)).json()
+    runtime = site.app.state.oauth
+    spent_hash = runtime.refresh_hash(tokens["refresh_token"])
+    session_id = session_of(tokens["access_token"])
+    now = utcnow()
+    activity = SessionActivity(now, now + timedelta(days=1), "203.0.113.9", "test agent")
+
+    def fresh(name: str) -> NewRefreshToken:
+        return NewRefreshToken(runtime.refresh_hash(name), session_id, now, now + timedelta(1))
+
+    async def rotate_twice(store: TokenStore, db: Any) -> tuple[bool, bool]:
+        first = await store.rotate_refresh_token(db, spent_hash, fresh("a"), activity)
+        second = await store.rotate_refresh_token(db, spent_hash, fresh("b"), activity)
+        return first, second
+
+    assert on_store(site, rotate_twice) == (True, False)
+
+    async def sign_out_then_rotate(store: TokenStore, db: Any) -> tuple[bool, bool, Any]:
+        await store.revoke_session(db, session_id, now, "test")
+        spend = await store.rotate_refresh_token(
+            db, runtime.refresh_hash("a"), fresh("c"), activity
+        )
+        reissue = await store.rotate_refresh_token(db, None, fresh("d"), activity)
+        return spend, reissue, await store.refresh_state(db, runtime.refresh_hash("a"))
+
+    spend, reissue, state = on_store(site, sign_out_then_rotate)
+    assert (spend, reissue) == (False, False)
+    assert state is not None and state.used_at is None and state.session.revoked
+    assert on_store(site, lambda store, db: store.refresh_state(db, fresh("c").token_hash)) is None
+
+
+def test_an_identity_only_grant_opens_a_session_without_refresh_token(site: Site) -> None:
+    client_id, secret, member_id = issue(site)
+    code = mint_code(site, client_id, member_id)
+    with site.context.session() as db:
+        row = db.get(AuthorizationCode, site.app.state.oauth.code_hash(code))
+        assert row is not None
+        row.scope = "iracing.profile"
+    browser = site.browser()
+    body = redeem(browser, client_id, secret, code).json()
+    assert "refresh_token" not in body
+    profile = browser.get(
+        "/oauth2/iracing/profile", headers={"Authorization": f"Bearer {body['access_token']}"}
+    )
+    assert profile.status_code == 200 and profile.json()["iracing_name"] == "Test Driver"
+
+
+def test_a_code_is_consumed_once_with_its_member(site: Site) -> None:
+    client_id, _secret, member_id = issue(site)
+    code_hash = site.app.state.oauth.code_hash(mint_code(site, client_id, member_id))
+
+    async def consume_twice(store: TokenStore, db: Any) -> tuple[Any, Any]:
+        return await store.consume_code(db, code_hash, utcnow()), await store.consume_code(
+            db, code_hash, utcnow()
+        )
+
+    first, second = on_store(site, consume_twice)
+    assert second is None
+    assert first.code.redirect_uri == CALLBACK and first.code.member_id == member_id
+    assert first.session is not None and first.session.display_name == "Test Driver"
