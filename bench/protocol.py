@@ -9,13 +9,16 @@ requests. Scenarios:
 - `code`: authorization codes minted up front, one redeemed per request;
 - `password`: the password_limited grant, compared with a bare argon2id verify;
 - `introspect`: RFC 7662 on one live access token;
-- `verify`: offline verification of access tokens against the JWKS (PyJWT).
+- `verify`: offline verification of an access token against the JWKS, as a resource
+  server does it: with joserfc (ARCHITECTURE.md's JOSE library) on one core and on
+  every core, and with PyJWT on one core for comparison.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import os
 import secrets
 import shutil
@@ -27,6 +30,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +39,10 @@ from urllib.parse import urlencode
 import httpx
 import jwt
 from argon2 import PasswordHasher
+from joserfc import __version__ as joserfc_version
+from joserfc import jwt as jose_jwt
+from joserfc.jwk import KeySet
+from joserfc.jwt import JWTClaimsRegistry
 from sqlalchemy import insert
 
 from bench.registration import SECRET_KEY, database
@@ -251,6 +259,64 @@ def _seed(ctx: AppContext, codes: int) -> dict[str, Any]:
         }
 
 
+@dataclass(frozen=True)
+class TokenCheck:
+    """What a resource server knows to verify an access token offline (RFC 9068 §4)."""
+
+    token: str
+    jwks: dict[str, Any]
+    issuer: str
+    audience: str
+
+
+def _verify_for(
+    check: TokenCheck, seconds: float, max_tokens: int, library: str
+) -> tuple[int, float]:
+    """Verify the token again and again: signature, `typ`, `iss`, `aud`, `exp`.
+    (How many, in how long.)"""
+    if library == "joserfc":
+        keys = KeySet.import_key_set(check.jwks)  # type: ignore[arg-type]
+        registry = JWTClaimsRegistry(
+            iss={"essential": True, "value": check.issuer},
+            aud={"essential": True, "value": check.audience},
+            exp={"essential": True},
+        )
+
+        def verify() -> None:
+            token = jose_jwt.decode(check.token, keys, algorithms=["ES256"])
+            if token.header.get("typ") != "at+jwt":
+                raise ValueError("not an access token")
+            registry.validate(token.claims)
+
+    else:
+        public = {k["kid"]: jwt.PyJWK(k).key for k in check.jwks["keys"]}
+
+        def verify() -> None:
+            header = jwt.get_unverified_header(check.token)
+            if header.get("typ") != "at+jwt":
+                raise ValueError("not an access token")
+            jwt.decode(
+                check.token,
+                public[header["kid"]],
+                algorithms=["ES256"],
+                issuer=check.issuer,
+                audience=check.audience,
+            )
+
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds and count < max_tokens:
+        verify()
+        count += 1
+    return count, time.perf_counter() - started
+
+
+def _verify_on_cpu(
+    check: TokenCheck, seconds: float, max_tokens: int, cpu: int
+) -> tuple[int, float]:
+    os.sched_setaffinity(0, {cpu})
+    return _verify_for(check, seconds, max_tokens, library="joserfc")
+
+
 def _bare_argon2_seconds() -> float:
     hasher = PasswordHasher()
     stored = hasher.hash(mask_secret(PASSWORD, "racer@bench.example"))
@@ -379,16 +445,24 @@ async def _scenarios(
         )
 
     if "verify" in scenarios:
-        jwks = jwt.PyJWKClient(f"http://127.0.0.1:{port}/oauth2/jwks")
-        key = jwks.get_signing_key_from_jwt(access_token).key
-        count, started = 0, time.perf_counter()
-        while time.perf_counter() - started < min(seconds, 5) and count < max_requests:
-            jwt.decode(access_token, key, algorithms=["ES256"], audience=seeded["client_id"])
-            count += 1
-        elapsed = time.perf_counter() - started
+        jwks = httpx.get(f"http://127.0.0.1:{port}/oauth2/jwks").json()  # fetched once, cached
+        check = TokenCheck(
+            access_token, jwks, f"http://127.0.0.1:{port}/oauth2", seeded["client_id"]
+        )
+        window = min(seconds, 5)
+        one_core = _verify_for(check, window, max_requests, library="joserfc")
+        cpus = sorted(os.sched_getaffinity(0) | set(range(os.cpu_count() or 1)))
+        with multiprocessing.get_context("spawn").Pool(len(cpus)) as pool:
+            counts = pool.starmap(
+                _verify_on_cpu, [(check, window, max_requests, cpu) for cpu in cpus]
+            )
+        pyjwt = _verify_for(check, window, max_requests, library="pyjwt")
         results["verify"] = {
-            "tokens": count,
-            "per_second": round(count / elapsed, 1),
-            "library": f"PyJWT {jwt.__version__}, one core",
+            "tokens": one_core[0],
+            "per_second": round(one_core[0] / one_core[1], 1),
+            "library": f"joserfc {joserfc_version}, one core",
+            "per_second_all_cores": round(sum(c / t for c, t in counts), 1),
+            "cores": len(cpus),
+            "pyjwt_per_second_one_core": round(pyjwt[0] / pyjwt[1], 1),
         }
     return results

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import jwt
 
 from pitpass.db.models import AuthorizationCode, utcnow
-from pitpass.oauth.store import NewRefreshToken, SessionActivity, TokenStore
+from pitpass.oauth.store import NewRefreshToken, NewSession, SessionActivity, TokenStore
 from tests.conftest import Site
 from tests.integration.test_oauth_edges import CALLBACK, _refresh, issue, mint_code, redeem
 
@@ -105,16 +105,42 @@ def test_an_identity_only_grant_opens_a_session_without_refresh_token(site: Site
     assert profile.status_code == 200 and profile.json()["iracing_name"] == "Test Driver"
 
 
-def test_a_code_is_consumed_once_with_its_member(site: Site) -> None:
+def test_a_code_is_redeemed_once_with_its_session(site: Site) -> None:
     client_id, _secret, member_id = issue(site)
     code_hash = site.app.state.oauth.code_hash(mint_code(site, client_id, member_id))
+    now = utcnow()
 
-    async def consume_twice(store: TokenStore, db: Any) -> tuple[Any, Any]:
-        return await store.consume_code(db, code_hash, utcnow()), await store.consume_code(
-            db, code_hash, utcnow()
-        )
+    async def redeem_twice(store: TokenStore, db: Any) -> tuple[Any, bool, bool, Any, Any]:
+        state = await store.code_state(db, code_hash)
+        opening = NewSession.from_code(state.code, now, now + timedelta(hours=1))
+        first = await store.redeem_code(db, code_hash, opening, None)
+        second = await store.redeem_code(db, code_hash, opening, None)
+        after = await store.code_state(db, code_hash)
+        return state, first, second, after, await store.session(db, state.code.session_id)
 
-    first, second = on_store(site, consume_twice)
-    assert second is None
-    assert first.code.redirect_uri == CALLBACK and first.code.member_id == member_id
-    assert first.session is not None and first.session.display_name == "Test Driver"
+    state, first, second, after, session = on_store(site, redeem_twice)
+    assert not state.consumed and state.code.redirect_uri == CALLBACK
+    assert state.session is not None and state.session.display_name == "Test Driver"
+    assert (first, second) == (True, False)
+    assert after.consumed and session is not None and session.member_id == member_id
+
+
+def test_a_failed_redemption_spends_the_code(site: Site) -> None:
+    client_id, secret, member_id = issue(site)
+    code = mint_code(site, client_id, member_id)
+    browser = site.browser()
+    wrong = browser.post(
+        "/oauth2/token",
+        data={
+            "grant_type": "authorization_code",
+            "client_id": client_id,
+            "client_secret": secret,
+            "code": code,
+            "redirect_uri": "https://app.example/elsewhere",
+        },
+    )
+    assert wrong.status_code == 400 and "redirect_uri" in wrong.json()["error_description"]
+    # One try per code: the right redirect_uri after a wrong one is a replay.
+    retry = redeem(browser, client_id, secret, code)
+    assert retry.status_code == 400
+    assert retry.json()["error_description"].startswith("authorization code already used")

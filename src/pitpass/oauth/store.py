@@ -112,11 +112,12 @@ class SessionRecord:
 
 
 @dataclass(frozen=True)
-class ConsumedCode:
-    """A code this call was first to redeem, and the session its redemption would open
+class CodeState:
+    """An authorization code as stored, and the session its redemption would open
     (None when the member is gone)."""
 
     code: CodeRecord
+    consumed: bool
     session: SessionRecord | None
 
 
@@ -200,14 +201,13 @@ SELECT_CLIENT_SECRETS = (
     "SELECT secret_hash FROM client_secrets WHERE client_pk = :pk "
     "AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > :now)"
 )
-SELECT_SPENT_CODE_SESSION = (
-    "SELECT session_id FROM authorization_codes "
-    "WHERE code_hash = :code_hash AND consumed_at IS NOT NULL"
+SELECT_CODE_STATE = (
+    f"SELECT {CODE_COLUMNS}, consumed_at, {MEMBER_COLUMNS} FROM authorization_codes "
+    "LEFT JOIN members m ON m.id = member_id WHERE code_hash = :code_hash"
 )
 CONSUME_CODE = (
     "UPDATE authorization_codes SET consumed_at = :now "
-    "WHERE code_hash = :code_hash AND consumed_at IS NULL "
-    f"RETURNING {CODE_COLUMNS}"
+    "WHERE code_hash = :code_hash AND consumed_at IS NULL RETURNING session_id"
 )
 SELECT_SESSION = f"SELECT {SESSION_COLUMNS} FROM oauth_sessions s {SESSION_JOINS} WHERE s.id = :id"
 SELECT_REFRESH_STATE = (
@@ -346,14 +346,21 @@ class TokenStore(ABC):
         """A timestamp as this engine stores it (naive UTC)."""
 
     @abstractmethod
-    async def consume_code(self, db: Any, code_hash: str, now: datetime) -> ConsumedCode | None:
-        """Mark the code used; it and its would-be session if this call was the first."""
+    async def redeem_code(
+        self,
+        db: Any,
+        code_hash: str,
+        session: NewSession,
+        refresh: NewRefreshToken | None,
+    ) -> bool:
+        """Spend the code and open its session (with its first refresh token), all or
+        nothing. False: someone spent the code first."""
 
     @abstractmethod
     async def open_session(
         self, db: Any, session: NewSession, refresh: NewRefreshToken | None
     ) -> None:
-        """Insert the session and, with it, its first refresh token."""
+        """Insert a session without a code (password_limited) with its first refresh token."""
 
     @abstractmethod
     async def rotate_refresh_token(
@@ -411,10 +418,19 @@ class TokenStore(ABC):
 
     # ----- codes, sessions and refresh tokens --------------------------------------------
 
-    async def spent_code_session(self, db: Any, code_hash: str) -> str | None:
-        """The session a replayed code had opened (RFC 6749 §4.1.2: revoke what it issued)."""
-        row = await self._fetchrow(db, SELECT_SPENT_CODE_SESSION, {"code_hash": code_hash})
-        return None if row is None else str(row[0])
+    async def code_state(self, db: Any, code_hash: str) -> CodeState | None:
+        row = await self._fetchrow(db, SELECT_CODE_STATE, {"code_hash": code_hash})
+        if row is None:
+            return None
+        code = _code_from_row(row[:12])
+        return CodeState(code, row[12] is not None, _new_session_of(code, row[13:]))
+
+    async def consume_code(self, db: Any, code_hash: str, now: datetime) -> bool:
+        """Spend the code without redeeming it (a failed redemption: one try per code)."""
+        spent = await self._fetchrow(
+            db, CONSUME_CODE, {"now": self.ts(now), "code_hash": code_hash}
+        )
+        return spent is not None
 
     async def session(self, db: Any, session_id: str) -> SessionRecord | None:
         row = await self._fetchrow(db, SELECT_SESSION, {"id": session_id})
@@ -598,17 +614,18 @@ class SqliteTokenStore(TokenStore):
         db.cursor.execute(sql, params)
         return list(db.cursor.fetchall())
 
-    async def consume_code(
-        self, db: SqliteDb, code_hash: str, now: datetime
-    ) -> ConsumedCode | None:
-        used = await self._fetchrow(db, CONSUME_CODE, {"now": self.ts(now), "code_hash": code_hash})
-        if used is None:
-            return None
-        code = _code_from_row(used)
-        member = await self._fetchrow(
-            db, f"SELECT {MEMBER_COLUMNS} FROM members m WHERE m.id = :id", {"id": code.member_id}
-        )
-        return ConsumedCode(code, _new_session_of(code, member))
+    async def redeem_code(
+        self,
+        db: SqliteDb,
+        code_hash: str,
+        session: NewSession,
+        refresh: NewRefreshToken | None,
+    ) -> bool:
+        with self._atomic(db):
+            if not await self.consume_code(db, code_hash, session.now):
+                return False
+            await self.open_session(db, session, refresh)
+        return True
 
     async def open_session(
         self, db: SqliteDb, session: NewSession, refresh: NewRefreshToken | None
@@ -678,14 +695,25 @@ async def _keep_session_state(_connection: asyncpg.Connection) -> None:
 class PostgresTokenStore(TokenStore):
     """asyncpg with a pool per event loop (a server has one; tests start many)."""
 
-    CONSUME_CODE = (
-        f"WITH used AS ({CONSUME_CODE}) "
-        f"SELECT used.*, {MEMBER_COLUMNS} FROM used LEFT JOIN members m ON m.id = used.member_id"
-    )
     INSERT_SESSION = (
         f"INSERT INTO oauth_sessions ({SESSION_INSERT_COLUMNS}) VALUES ({SESSION_INSERT_VALUES})"
     )
-    # One statement, so the session and its first refresh token exist together.
+    # One statement each: the code is spent, and the session and its first refresh token
+    # exist, together or not at all (a replay that finds the code spent finds the session).
+    REDEEM_CODE = (
+        f"WITH used AS ({CONSUME_CODE}), "
+        f"opened AS (INSERT INTO oauth_sessions ({SESSION_INSERT_COLUMNS}) "
+        "SELECT session_id, :member_id::int, :client_pk::int, :scope, :auth_time::timestamp, "
+        ":now::timestamp, :now::timestamp, :expires_at::timestamp, :ip, :ip, :ua, :ua, "
+        ":web_session_id::int FROM used RETURNING id)"
+    )
+    REDEEM_CODE_WITHOUT_REFRESH = f"{REDEEM_CODE} SELECT count(*) FROM opened"
+    REDEEM_CODE_WITH_REFRESH = (
+        f"{REDEEM_CODE}, issued AS (INSERT INTO refresh_tokens (token_hash, session_id, "
+        "created_at, expires_at) SELECT :token_hash, id, :now::timestamp, "
+        ":refresh_expires_at::timestamp FROM opened) SELECT count(*) FROM opened"
+    )
+    # The session and its first refresh token exist together.
     OPEN_SESSION_WITH_REFRESH = (
         f"WITH opened AS ({INSERT_SESSION} RETURNING id) "
         "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) "
@@ -776,14 +804,21 @@ class PostgresTokenStore(TokenStore):
         statement, args = self._args(sql, params)
         return list(await db.fetch(statement, *args))
 
-    async def consume_code(self, db: Any, code_hash: str, now: datetime) -> ConsumedCode | None:
-        row = await self._fetchrow(
-            db, self.CONSUME_CODE, {"now": self.ts(now), "code_hash": code_hash}
-        )
-        if row is None:
-            return None
-        code = _code_from_row(row[:12])
-        return ConsumedCode(code, _new_session_of(code, row[12:]))
+    async def redeem_code(
+        self,
+        db: Any,
+        code_hash: str,
+        session: NewSession,
+        refresh: NewRefreshToken | None,
+    ) -> bool:
+        params = self._session_params(session) | {"code_hash": code_hash}
+        if refresh is None:
+            row = await self._fetchrow(db, self.REDEEM_CODE_WITHOUT_REFRESH, params)
+        else:
+            row = await self._fetchrow(
+                db, self.REDEEM_CODE_WITH_REFRESH, params | self._refresh_params(refresh)
+            )
+        return row is not None and row[0] == 1
 
     async def open_session(
         self, db: Any, session: NewSession, refresh: NewRefreshToken | None

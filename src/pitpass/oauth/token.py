@@ -16,7 +16,7 @@ import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import parse_qsl, unquote_plus
 
 import anyio
@@ -217,43 +217,45 @@ def _require(params: dict[str, str], *names: str) -> None:
 async def authorization_code_grant(
     runtime: OAuthRuntime, client: ClientRecord, params: dict[str, str], caller: Caller
 ) -> JSONResponse:
+    """Judge the code on a read, then spend it and open its session in one write.
+
+    Losing the write to a concurrent redemption makes this a replay.
+    """
     _require(params, "code", "redirect_uri")
     if "authorization_code" not in client.flows:
         raise OAuthError("unauthorized_client", "this client may not use authorization_code")
     store, now = runtime.store, utcnow()
     code_hash = runtime.code_hash(params["code"])
-    # One transaction: a replay racing this redemption waits on the code's row, then
-    # finds the session it must revoke.
-    async with store.transaction() as db:
-        consumed = await store.consume_code(db, code_hash, now)
-        if consumed is None:
-            replayed_session = await store.spent_code_session(db, code_hash)
-            if replayed_session is None:
-                raise OAuthError("invalid_grant", "unknown authorization code")
-            # RFC 6749 §4.1.2: a code used twice revokes what the first use issued.
-            await store.revoke_session(db, replayed_session, now, "code_replay")
-            failure: OAuthError | None = OAuthError(
-                "invalid_grant", "authorization code already used; its tokens are revoked"
-            )
-        else:
-            code, session = consumed.code, consumed.session
-            failure = _check_code(code, client, params, now)
-            if failure is None and (session is None or session.member_disabled):
-                failure = OAuthError("invalid_grant", "the member's account is disabled")
-            if failure is None:
-                refresh, stored = (
-                    _new_refresh(runtime, client, code.session_id, now)
-                    if _grants_refresh(client, code.scope)
-                    else (None, None)
-                )
-                lifetime = max(client.refresh_token_seconds, client.access_token_seconds)
-                await store.open_session(
-                    db, NewSession.from_code(code, now, now + timedelta(seconds=lifetime)), stored
-                )
-    if failure is not None:  # the code stays spent: one try per code
-        raise failure
-    assert session is not None
+    async with store.connection() as db:
+        state = await store.code_state(db, code_hash)
+        if state is None:
+            raise OAuthError("invalid_grant", "unknown authorization code")
+        if state.consumed:
+            await _replayed(runtime, db, state.code.session_id, now)
+        code, session = state.code, state.session
+        failure = _check_code(code, client, params, now)
+        if failure is None and (session is None or session.member_disabled):
+            failure = OAuthError("invalid_grant", "the member's account is disabled")
+        if failure is not None:
+            await store.consume_code(db, code_hash, now)  # one try per code
+            raise failure
+        assert session is not None
+        refresh, stored = (
+            _new_refresh(runtime, client, code.session_id, now)
+            if _grants_refresh(client, code.scope)
+            else (None, None)
+        )
+        lifetime = max(client.refresh_token_seconds, client.access_token_seconds)
+        opening = NewSession.from_code(code, now, now + timedelta(seconds=lifetime))
+        if not await store.redeem_code(db, code_hash, opening, stored):
+            await _replayed(runtime, db, code.session_id, now)
     return _token_response(runtime, client, session, code.scope, refresh, now, caller)
+
+
+async def _replayed(runtime: OAuthRuntime, db: Any, session_id: str, now: datetime) -> NoReturn:
+    """RFC 6749 §4.1.2: a code used twice revokes what the first use issued."""
+    await runtime.store.revoke_session(db, session_id, now, "code_replay")
+    raise OAuthError("invalid_grant", "authorization code already used; its tokens are revoked")
 
 
 def _check_code(
