@@ -144,3 +144,20 @@ def test_a_failed_redemption_spends_the_code(site: Site) -> None:
     retry = redeem(browser, client_id, secret, code)
     assert retry.status_code == 400
     assert retry.json()["error_description"].startswith("authorization code already used")
+
+
+def test_introspecting_a_refresh_token_reads_its_state(site: Site) -> None:
+    client_id, secret, member_id = issue(site)
+    browser = site.browser()
+    tokens = redeem(browser, client_id, secret, mint_code(site, client_id, member_id)).json()
+
+    def introspect(token: str) -> Any:
+        form = {"client_id": client_id, "client_secret": secret, "token": token}
+        return browser.post("/oauth2/introspect", data=form).json()
+
+    live = introspect(tokens["refresh_token"])
+    assert live["active"] is True and live["token_type"] == "refresh_token"
+    assert live["session_id"] == session_of(tokens["access_token"])
+    assert live["exp"] > live["iat"]
+    assert _refresh(browser, client_id, secret, tokens["refresh_token"]).status_code == 200
+    assert introspect(tokens["refresh_token"]) == {"active": False}  # spent by the refresh

@@ -300,25 +300,22 @@ async def introspect(request: Request, runtime: OAuthRuntime) -> Response:
             if not await runtime.store.session_is_active(db, str(claims.get("session_id"))):
                 return inactive
         return JSONResponse({"active": True, "token_type": "Bearer", **claims}, headers=NO_STORE)
-    found = _refresh_session(runtime, token)
-    if found is None or found.client_pk != client.pk:
-        return inactive
-    with runtime.ctx.session() as db:
-        row = db.get(RefreshToken, runtime.refresh_hash(token))
-        usable = row is not None and row.used_at is None and row.expires_at > utcnow()
     async with runtime.store.connection() as db:
-        if not usable or not await runtime.store.session_is_active(db, found.id):
-            return inactive
-    assert row is not None
+        state = await runtime.store.refresh_state(db, runtime.refresh_hash(token))
+    if state is None or state.session.client_pk != client.pk:
+        return inactive
+    usable = state.used_at is None and state.expires_at > utcnow()
+    if not usable or not state.session.active:
+        return inactive
     return JSONResponse(
         {
             "active": True,
             "token_type": "refresh_token",
             "client_id": client.client_id,
-            "scope": found.scope,
-            "exp": int(row.expires_at.timestamp()),
-            "iat": int(row.created_at.timestamp()),
-            "session_id": found.id,
+            "scope": state.session.scope,
+            "exp": int(state.expires_at.timestamp()),
+            "iat": int(state.created_at.timestamp()),
+            "session_id": state.session.session_id,
         },
         headers=NO_STORE,
     )

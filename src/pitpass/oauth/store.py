@@ -127,6 +127,7 @@ class RefreshState:
 
     used_at: datetime | None
     expires_at: datetime
+    created_at: datetime
     session: SessionRecord
 
 
@@ -211,7 +212,7 @@ CONSUME_CODE = (
 )
 SELECT_SESSION = f"SELECT {SESSION_COLUMNS} FROM oauth_sessions s {SESSION_JOINS} WHERE s.id = :id"
 SELECT_REFRESH_STATE = (
-    f"SELECT r.used_at, r.expires_at, {SESSION_COLUMNS} FROM refresh_tokens r "
+    f"SELECT r.used_at, r.expires_at, r.created_at, {SESSION_COLUMNS} FROM refresh_tokens r "
     f"JOIN oauth_sessions s ON s.id = r.session_id {SESSION_JOINS} "
     "WHERE r.token_hash = :token_hash"
 )
@@ -317,7 +318,7 @@ class TokenStore(ABC):
     """The contract: reads and the client cache here, connections and the writes that
     must happen together in each engine's subclass.
 
-    `db` is what `connection()` or `transaction()` yields; a method given one runs on it.
+    `db` is what `connection()` yields; a method given one runs on it.
     """
 
     def __init__(self) -> None:
@@ -328,10 +329,6 @@ class TokenStore(ABC):
     @abstractmethod
     def connection(self) -> contextlib.AbstractAsyncContextManager[Any]:
         """A connection whose statements commit one by one (reads, single writes)."""
-
-    @abstractmethod
-    def transaction(self) -> contextlib.AbstractAsyncContextManager[Any]:
-        """A connection in one transaction: committed on success, rolled back on error."""
 
     @abstractmethod
     async def _fetchrow(self, db: Any, sql: str, params: dict[str, Any]) -> Sequence[Any] | None:
@@ -443,7 +440,8 @@ class TokenStore(ABC):
         return RefreshState(
             used_at=_time(row[0]) if row[0] is not None else None,
             expires_at=_time(row[1]),
-            session=_session_from_row(row[2:]),
+            created_at=_time(row[2]),
+            session=_session_from_row(row[3:]),
         )
 
     async def revoke_session(self, db: Any, session_id: str, now: datetime, reason: str) -> None:
@@ -566,11 +564,6 @@ class SqliteTokenStore(TokenStore):
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[SqliteDb]:
         with self._committed(SqliteDb(self._cursor(), autocommit=True)) as db:
-            yield db
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[SqliteDb]:
-        with self._committed(SqliteDb(self._cursor(), autocommit=False)) as db:
             yield db
 
     @staticmethod
@@ -772,11 +765,6 @@ class PostgresTokenStore(TokenStore):
     async def connection(self) -> AsyncIterator[Any]:
         pool = await self._current_pool()
         async with pool.acquire() as connection:
-            yield connection
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Any]:
-        async with self.connection() as connection, connection.transaction():
             yield connection
 
     def _drop_pool(self) -> None:
