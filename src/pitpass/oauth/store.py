@@ -7,8 +7,9 @@ SQL on a driver connection:
 - SQLite: stdlib `sqlite3`, one connection kept by the event loop's thread.
   The file is local, so a statement costs microseconds and never waits on a
   network; the calls run to completion without suspending.
-- PostgreSQL: `asyncpg` with its own pool, so that one request's round trips
-  overlap the next request's work and concurrent commits share a WAL flush.
+- PostgreSQL: `asyncpg` connections lent one request at a time
+  (pg_connections.py), so that one request's round trips overlap the next
+  request's work and concurrent commits share a WAL flush.
   Writes that must happen together are one statement (a data-modifying CTE),
   atomic without BEGIN and COMMIT round trips.
 
@@ -39,8 +40,10 @@ import asyncpg
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
 
+from pitpass.oauth.pg_connections import ConnectionLender
+
 CLIENT_CACHE_SECONDS = 2.0  # a disabled client or a rotated secret takes effect this fast
-POSTGRES_POOL_SIZE = 16  # one connection per concurrent request at the benchmark's load
+POSTGRES_CONNECTIONS = 16  # one per concurrent request at the benchmark's load
 CONNECT_TIMEOUT_SECONDS = 5.0  # then temporarily_unavailable, instead of a hung request
 
 # The database is down or refusing: the client should retry (temporarily_unavailable).
@@ -512,7 +515,7 @@ def token_store(engine: Engine) -> TokenStore:
 
 @dataclass
 class SqliteDb:
-    """A cursor on the loop's connection; `autocommit` as PostgreSQL's pool connections."""
+    """A cursor on the loop's connection; `autocommit` as PostgreSQL's lent connections."""
 
     cursor: sqlite3.Cursor
     autocommit: bool
@@ -679,14 +682,8 @@ def positional(sql: str) -> tuple[str, tuple[str, ...]]:
     return re.sub(r"(?<!:):(\w+)", number, sql), tuple(names)
 
 
-async def _keep_session_state(_connection: asyncpg.Connection) -> None:
-    """Nothing to reset when a connection goes back to the pool: the store never sets
-    session state (no SET, LISTEN, advisory locks or cursors), so asyncpg's default
-    reset would only cost a round trip per request."""
-
-
 class PostgresTokenStore(TokenStore):
-    """asyncpg with a pool per event loop (a server has one; tests start many)."""
+    """asyncpg connections lent per event loop (a server has one; tests start many)."""
 
     INSERT_SESSION = (
         f"INSERT INTO oauth_sessions ({SESSION_INSERT_COLUMNS}) VALUES ({SESSION_INSERT_VALUES})"
@@ -734,49 +731,39 @@ class PostgresTokenStore(TokenStore):
     def __init__(self, engine: Engine) -> None:
         super().__init__()
         self.dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        self._pool: asyncpg.Pool | None = None
-        self._pool_loop: asyncio.AbstractEventLoop | None = None
-        self._pool_lock: asyncio.Lock | None = None
+        self._lender: ConnectionLender | None = None
+        self._lender_loop: asyncio.AbstractEventLoop | None = None
 
     def ts(self, moment: datetime) -> Any:
         return moment.astimezone(UTC).replace(tzinfo=None)
 
-    async def _current_pool(self) -> asyncpg.Pool:
+    def _current_lender(self) -> ConnectionLender:
         loop = asyncio.get_running_loop()
-        if self._pool is not None and self._pool_loop is loop:
-            return self._pool
-        if self._pool_lock is None or self._pool_loop is not loop:
-            # A new loop (tests start one per request): the old pool belonged to another.
-            self._drop_pool()
-            self._pool_lock, self._pool_loop = asyncio.Lock(), loop
-        async with self._pool_lock:
-            if self._pool is None:
-                self._pool = await asyncpg.create_pool(
-                    self.dsn,
-                    min_size=1,
-                    max_size=POSTGRES_POOL_SIZE,
-                    timeout=CONNECT_TIMEOUT_SECONDS,
-                    reset=_keep_session_state,
-                    server_settings={"application_name": "pitpass-protocol"},
-                )
-        return self._pool
+        if self._lender is None or self._lender_loop is not loop:
+            # A new loop (tests start one per request): the old connections belonged to another.
+            self._drop_lender()
+            self._lender = ConnectionLender(
+                self.dsn,
+                size=POSTGRES_CONNECTIONS,
+                connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                server_settings={"application_name": "pitpass-protocol"},
+            )
+            self._lender_loop = loop
+        return self._lender
 
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[Any]:
-        pool = await self._current_pool()
-        async with pool.acquire() as connection:
-            yield connection
+    def connection(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        return self._current_lender().connection()
 
-    def _drop_pool(self) -> None:
-        if self._pool is not None and self._pool_loop and not self._pool_loop.is_closed():
-            self._pool.terminate()
+    def _drop_lender(self) -> None:
+        if self._lender is not None and self._lender_loop and not self._lender_loop.is_closed():
+            self._lender.terminate()
         # On a closed loop nothing can be closed any more; its sockets go when collected.
-        self._pool = None
+        self._lender = None
 
     async def close(self) -> None:
-        if self._pool is not None and self._pool_loop is asyncio.get_running_loop():
-            await self._pool.close()
-        self._drop_pool()
+        if self._lender is not None and self._lender_loop is asyncio.get_running_loop():
+            await self._lender.close()
+        self._drop_lender()
 
     @staticmethod
     def _args(sql: str, params: dict[str, Any]) -> tuple[str, list[Any]]:
