@@ -19,6 +19,10 @@ _STANDARD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {
 }
 
 
+# One encoder for every line: `json.dumps(..., default=str)` would build a new one each time.
+_encode = json.JSONEncoder(default=str).encode
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -30,12 +34,13 @@ class JsonFormatter(logging.Formatter):
         request_id = request_id_var.get()
         if request_id:
             entry["request_id"] = request_id
-        for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRIBUTES and not key.startswith("_"):
-                entry[key] = value
+        # The `extra=` fields: a set difference in C rather than a loop over every attribute.
+        for key in sorted(vars(record).keys() - _STANDARD_ATTRIBUTES):
+            if not key.startswith("_"):
+                entry[key] = getattr(record, key)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return _encode(entry)
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -43,6 +48,10 @@ def configure_logging(level: str = "INFO") -> None:
     # them: it is a tenth of the token endpoint's time (the logging module's own
     # switch for this).
     logging._srcfile = None
+    # Nor do they carry thread or process names: skip collecting them on every record.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()

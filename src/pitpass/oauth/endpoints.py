@@ -280,6 +280,11 @@ async def revoke(request: Request, runtime: OAuthRuntime) -> Response:
     return Response(status_code=200, headers=NO_STORE)
 
 
+def _inactive() -> Response:
+    """RFC 7662 §2.2: whatever the reason, an unusable token is only `active: false`."""
+    return JSONResponse({"active": False}, headers=NO_STORE)
+
+
 async def introspect(request: Request, runtime: OAuthRuntime) -> Response:
     """RFC 7662, for confidential clients (resource servers authenticate as one)."""
     form = await _form(request)
@@ -291,22 +296,21 @@ async def introspect(request: Request, runtime: OAuthRuntime) -> Response:
     token = form.get("token")
     if not token:
         raise OAuthError("invalid_request", "token missing")
-    inactive = JSONResponse({"active": False}, headers=NO_STORE)
     if token.count(".") == 2:
         claims = runtime.signer.verify(token, utcnow())
         if claims is None:
-            return inactive
+            return _inactive()
         async with runtime.store.connection() as db:
             if not await runtime.store.session_is_active(db, str(claims.get("session_id"))):
-                return inactive
+                return _inactive()
         return JSONResponse({"active": True, "token_type": "Bearer", **claims}, headers=NO_STORE)
     async with runtime.store.connection() as db:
         state = await runtime.store.refresh_state(db, runtime.refresh_hash(token))
     if state is None or state.session.client_pk != client.pk:
-        return inactive
+        return _inactive()
     usable = state.used_at is None and state.expires_at > utcnow()
     if not usable or not state.session.active:
-        return inactive
+        return _inactive()
     return JSONResponse(
         {
             "active": True,
