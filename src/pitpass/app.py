@@ -18,7 +18,6 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
-from starlette.routing import Router
 from starlette.types import Receive, Scope, Send
 
 from pitpass import __version__
@@ -29,6 +28,7 @@ from pitpass.db.migrate import is_up_to_date
 from pitpass.middleware import RequestContextMiddleware
 from pitpass.oauth.authorize import authorize_router
 from pitpass.oauth.endpoints import protocol_routes
+from pitpass.oauth.errors import method_not_allowed
 from pitpass.oauth.store import token_store
 from pitpass.oauth.token import OAuthRuntime
 from pitpass.oauth.tokens import TokenSigner
@@ -164,8 +164,14 @@ def _add_error_pages(app: FastAPI) -> None:
     def api_error(_request: Request, error: api_v1.ApiError) -> Response:
         return error.response()
 
+    settings: Settings = app.state.context.settings
+    protocol_paths = {route.path for route in protocol_routes(settings.issuer_path)}
+
     @app.exception_handler(HTTPException)
     def http_error(request: Request, error: HTTPException) -> Response:
+        if error.status_code == 405 and request.url.path in protocol_paths:
+            allowed = (error.headers or {}).get("Allow", "").split(", ")
+            return method_not_allowed(settings.issuer, allowed)
         if _is_api(request):
             code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "error")
             body = ErrorBody(error=code, error_description=str(error.detail))
@@ -215,9 +221,9 @@ class ProtocolFastPath:
     def __init__(self, app: FastAPI) -> None:
         self.app = app
         settings: Settings = app.state.context.settings
-        routes = protocol_routes(settings.issuer_path)
-        self.paths = frozenset(route.path for route in routes)
-        self.router = Router(routes=routes)
+        # The protocol's paths are exact, so a dict finds the route without matching each.
+        self.routes = {route.path: route for route in protocol_routes(settings.issuer_path)}
+        self.issuer = settings.issuer
         self.fast = RequestContextMiddleware(
             self._route,
             hsts=settings.uses_https,
@@ -227,10 +233,19 @@ class ProtocolFastPath:
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["app"] = self.app  # endpoints find their state on request.app
-        await self.router(scope, receive, send)
+        route = self.routes[scope["path"]]
+        allowed = route.methods or set()
+        if scope["method"] in allowed:
+            # What Route.handle does, minus its exception wrapper: these endpoints turn
+            # their errors into responses themselves (oauth_endpoint), and anything else
+            # reaches RequestContextMiddleware's JSON 500.
+            response = await route.endpoint(Request(scope, receive))
+        else:
+            response = method_not_allowed(self.issuer, allowed)
+        await response(scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] in self.paths:
+        if scope["type"] == "http" and scope["path"] in self.routes:
             await self.fast(scope, receive, send)
         else:
             await self.app(scope, receive, send)

@@ -544,6 +544,26 @@ class TestSessions:
         assert world.browser().get("/oauth2/sessions", headers=bearer).status_code == 401
 
 
+class TestWrongMethod:
+    """RFC 9110 §15.5.6 on the fast path of `pitpass serve`: 405 with Allow, never a 500."""
+
+    @pytest.mark.parametrize(
+        ("method", "path", "allow"),
+        [
+            ("GET", "/oauth2/token", "POST"),
+            ("PUT", "/oauth2/introspect", "POST"),
+            ("POST", "/oauth2/jwks", "GET, HEAD"),
+        ],
+    )
+    def test_a_wrong_method_is_405_in_the_error_shape(
+        self, world: World, method: str, path: str, allow: str
+    ) -> None:
+        response = world.browser().request(method, path)
+        body = expect_error(response, "invalid_request", 405)
+        assert body["status_reason"] == "Method Not Allowed"
+        assert response.headers["allow"] == allow
+
+
 class TestRFC8414:
     def test_metadata_at_both_paths_advertises_only_what_works(self, world: World) -> None:
         browser = world.browser()

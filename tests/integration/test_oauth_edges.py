@@ -289,3 +289,17 @@ def test_grace_period_forgives_a_quick_retry(site: Site) -> None:
     retry = _refresh(browser, client_id, secret, tokens["refresh_token"])
     assert first.status_code == 200 and retry.status_code == 200
     assert _refresh(browser, client_id, secret, first.json()["refresh_token"]).status_code == 200
+
+
+def test_a_wrong_method_on_a_protocol_endpoint_is_405_in_the_error_shape(
+    sqlite_site: Site,
+) -> None:
+    """The FastAPI application answers as `pitpass serve`'s fast path does (e2e)."""
+    response = sqlite_site.browser().get("/oauth2/token")
+    assert response.status_code == 405 and response.headers["allow"] == "POST"
+    body = response.json()
+    assert (body["status"], body["error"]) == (405, "invalid_request")
+    assert body["error_uri"].endswith("/book/errors.html#invalid_request")
+    # Elsewhere a wrong method still gets the page a browser can show.
+    page = sqlite_site.browser().put("/signin")
+    assert page.status_code == 405 and page.headers["content-type"].startswith("text/html")

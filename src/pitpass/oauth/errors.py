@@ -8,6 +8,7 @@ they can. Each `error_uri` lands on the error's entry in the developer book.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from urllib.parse import urlencode
 
 from starlette.responses import JSONResponse, RedirectResponse
@@ -53,21 +54,36 @@ def error_uri(issuer: str, error: str) -> str:
     return f"{issuer}/book/errors.html#{error}"
 
 
-def json_error(issuer: str, error: OAuthError) -> JSONResponse:
-    status, reason = STATUS[error.error]
-    body = {
+def _error_body(
+    issuer: str, status: int, reason: str, error: str, description: str
+) -> dict[str, object]:
+    return {
         "status": status,
         "status_reason": reason,
-        "error": error.error,
-        "error_description": error.description,
-        "error_uri": error_uri(issuer, error.error),
+        "error": error,
+        "error_description": description,
+        "error_uri": error_uri(issuer, error),
     }
+
+
+def json_error(issuer: str, error: OAuthError) -> JSONResponse:
+    status, reason = STATUS[error.error]
+    body = _error_body(issuer, status, reason, error.error, error.description)
     headers = NO_STORE | error.headers
     if error.error == "invalid_token":
         headers["WWW-Authenticate"] = (
             f'Bearer error="invalid_token", error_description="{error.description}"'
         )
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def method_not_allowed(issuer: str, allowed: Iterable[str]) -> JSONResponse:
+    """A protocol endpoint asked with another method: HTTP 405 with `Allow` (RFC 9110
+    §15.5.6), in PRODUCT.md §4's error shape rather than a page or a 500."""
+    allow = ", ".join(sorted(allowed))
+    description = f"this endpoint answers {allow} only"
+    body = _error_body(issuer, 405, "Method Not Allowed", "invalid_request", description)
+    return JSONResponse(body, status_code=405, headers=NO_STORE | {"Allow": allow})
 
 
 def with_query(uri: str, params: dict[str, str]) -> str:
