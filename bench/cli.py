@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
-from bench import protocol, registration
+from bench import instructions, protocol, registration
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -44,6 +45,16 @@ def main(argv: list[str] | None = None) -> None:
     proto.add_argument("--max-requests", type=int, default=20_000, help="request bound")
     proto.add_argument("--server-cpu", type=int, default=0, help="taskset CPU for the server")
     proto.add_argument("--load-cpu", type=int, default=1, help="CPU for this load generator")
+    counted = scenarios.add_parser(
+        "instructions",
+        help="instructions per request under callgrind: steady enough to compare two versions",
+    )
+    counted.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
+    counted.add_argument("--scenario", choices=list(instructions.SCENARIOS), default="introspect")
+    counted.add_argument("--requests", type=int, default=1_000)
+    counted.add_argument("--users", type=int, default=16, help="concurrent connections")
+    counted.add_argument("--server-cpu", type=int, default=0, help="taskset CPU for the server")
+    counted.add_argument("--load-cpu", type=int, default=1, help="CPU for this load generator")
     args = parser.parse_args(argv)
     if args.scenario is None and args.scenario_name == "protocol":
         args.scenario = list(protocol.SCENARIOS)
@@ -56,6 +67,12 @@ def main(argv: list[str] | None = None) -> None:
             max_requests=args.max_requests,
             server_cpu=args.server_cpu,
             load_cpu=args.load_cpu,
+        )
+    elif args.scenario_name == "instructions":
+        if hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, {args.load_cpu})
+        results = instructions.run(
+            args.engine, args.scenario, args.requests, args.users, args.server_cpu
         )
     else:
         results = registration.run(

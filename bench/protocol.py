@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -64,6 +64,9 @@ from pitpass.services.registration import ClientDetails
 PASSWORD = "bench password 123"
 CALLBACK = "https://bench.example/cb"
 SCENARIOS = ("refresh", "code", "password", "introspect", "verify")
+
+# The form a virtual user sends next, given its number and the last answer's body.
+FormFor = Callable[[int, bytes | None], dict[str, str] | None]
 
 
 class Request:
@@ -99,13 +102,13 @@ async def _exchange(
     return status, await reader.readexactly(length) if length else b""
 
 
-async def _load(
+async def load(
     port: int,
     pid: int,
     users: int,
     seconds: float,
     max_requests: int,
-    next_form: Callable[[int, bytes | None], dict[str, str] | None],
+    next_form: FormFor,
     request: Request,
 ) -> dict[str, Any]:
     latencies: list[float] = []
@@ -162,37 +165,54 @@ def cpu_seconds(pid: int) -> float | None:
 
 @contextmanager
 def server(
-    url: str, data_dir: str, cpu: int | None, env_extra: dict[str, str]
+    url: str, data_dir: str, cpu: int | None, wrapper: Sequence[str] = ()
 ) -> Iterator[tuple[int, int]]:
+    """`pitpass serve` on a free port, pinned to `cpu`, run under `wrapper` (say,
+    valgrind) if given. (The port and the pid.)"""
     port = _free_port()
-    env = (
-        {k: v for k, v in os.environ.items() if not k.startswith("PITPASS_")}
-        | {
-            "PITPASS_DATABASE_URL": url,
-            "PITPASS_SECRET_KEY": SECRET_KEY,
-            "PITPASS_DATA_DIR": data_dir,
-            "PITPASS_ISSUER": f"http://127.0.0.1:{port}/oauth2",
-            "PITPASS_PASSWORD_LIMITED_RATE": "1000000/hour",
-            "PITPASS_CLIENT_AUTH_FAILURES_PER_CLIENT": "1000000/minute",
-        }
-        | env_extra
-    )
-    command = [sys.executable, "-m", "pitpass", "serve", "--port", str(port)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PITPASS_")} | {
+        "PITPASS_DATABASE_URL": url,
+        "PITPASS_SECRET_KEY": SECRET_KEY,
+        "PITPASS_DATA_DIR": data_dir,
+        "PITPASS_ISSUER": f"http://127.0.0.1:{port}/oauth2",
+        "PITPASS_PASSWORD_LIMITED_RATE": "1000000/hour",
+        "PITPASS_CLIENT_AUTH_FAILURES_PER_CLIENT": "1000000/minute",
+    }
+    command = [*wrapper, sys.executable, "-m", "pitpass", "serve", "--port", str(port)]
     if cpu is not None and shutil.which("taskset"):
         command = ["taskset", "-c", str(cpu), *command]
     with open(Path(data_dir) / "server.log", "wb") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        for _ in range(300):
+        deadline = time.monotonic() + (600 if wrapper else 30)  # valgrind starts slowly
+        while time.monotonic() < deadline:
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200:
                     break
             except httpx.TransportError:
-                time.sleep(0.1)
-        yield port, process.pid  # taskset execs the server: same pid
+                time.sleep(0.2)
+        else:
+            raise SystemExit(f"bench: the server did not start; see {data_dir}/server.log")
+        yield port, process.pid  # taskset (and valgrind) exec the server: same pid
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        process.wait(timeout=60)
+
+
+@contextmanager
+def seeded_server(
+    engine: str, codes: int, cpu: int | None, wrapper: Sequence[str] = ()
+) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    """A fresh database with `_seed`'s client and codes, and a server on it.
+    (The port, the pid, and what was seeded.)"""
+    with database(engine) as url, tempfile.TemporaryDirectory() as data_dir:
+        settings = load_settings(database_url=url, secret_key=SECRET_KEY, data_dir=data_dir)
+        ctx = AppContext.from_settings(settings)
+        upgrade(ctx.engine)
+        seeded = _seed(ctx, codes)
+        ctx.close()
+        with server(url, data_dir, cpu, wrapper) as (port, pid):
+            yield port, pid, seeded
 
 
 def _free_port() -> int:
@@ -369,17 +389,76 @@ def run(
         "load_cpu": load_cpu,
     }
     for engine in engines:
-        with database(engine) as url, tempfile.TemporaryDirectory() as data_dir:
-            settings = load_settings(database_url=url, secret_key=SECRET_KEY, data_dir=data_dir)
-            ctx = AppContext.from_settings(settings)
-            upgrade(ctx.engine)
-            seeded = _seed(ctx, codes=max_requests + users * 2)
-            ctx.close()
-            with server(url, data_dir, server_cpu, {}) as (port, pid):
-                report[engine] = asyncio.run(
-                    _scenarios(port, pid, seeded, scenarios, users, seconds, max_requests)
-                )
+        with seeded_server(engine, max_requests + users * 2, server_cpu) as (port, pid, seeded):
+            report[engine] = asyncio.run(
+                _scenarios(port, pid, seeded, scenarios, users, seconds, max_requests)
+            )
     return report
+
+
+class Workload:
+    """What each load scenario sends, for the seeded client of a running server."""
+
+    TOKEN = Request("/oauth2/token")
+    INTROSPECT = Request("/oauth2/introspect")
+
+    def __init__(self, port: int, seeded: dict[str, Any]) -> None:
+        self.port = port
+        self.client = {"client_id": seeded["client_id"], "client_secret": seeded["secret"]}
+        self.codes = iter(seeded["codes"])
+
+    def redeem(self) -> dict[str, Any]:
+        """Tokens for one of the seeded codes (set-up, not measured)."""
+        response = httpx.post(
+            f"http://127.0.0.1:{self.port}/oauth2/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": next(self.codes),
+                "redirect_uri": CALLBACK,
+                **self.client,
+            },
+        )
+        response.raise_for_status()
+        return dict(response.json())
+
+    def refresh(self, users: int) -> tuple[FormFor, Request]:
+        """Each virtual user keeps its own rotating chain."""
+        chains = [self.redeem()["refresh_token"] for _ in range(users)]
+
+        def next_refresh(user: int, last: bytes | None) -> dict[str, str]:
+            if last:
+                chains[user] = json.loads(last)["refresh_token"]
+            return {"grant_type": "refresh_token", "refresh_token": chains[user], **self.client}
+
+        return next_refresh, self.TOKEN
+
+    def code(self) -> tuple[FormFor, Request]:
+        """One seeded code per request, until they run out."""
+
+        def next_code(_user: int, _last: bytes | None) -> dict[str, str] | None:
+            code = next(self.codes, None)
+            if code is None:
+                return None
+            return {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": CALLBACK,
+                **self.client,
+            }
+
+        return next_code, self.TOKEN
+
+    def password(self) -> tuple[FormFor, Request]:
+        form = {
+            "grant_type": "password_limited",
+            "username": "racer@bench.example",
+            "password": mask_secret(PASSWORD, "racer@bench.example"),
+            **self.client,
+        }
+        return lambda _u, _l: form, self.TOKEN
+
+    def introspect(self, access_token: str) -> tuple[FormFor, Request]:
+        return lambda _u, _l: {"token": access_token, **self.client}, self.INTROSPECT
 
 
 async def _scenarios(
@@ -391,62 +470,20 @@ async def _scenarios(
     seconds: float,
     max_requests: int,
 ) -> dict[str, Any]:
-    client = {"client_id": seeded["client_id"], "client_secret": seeded["secret"]}
-    token_path = Request("/oauth2/token")
-    codes = iter(seeded["codes"])
+    work = Workload(port, seeded)
     results: dict[str, Any] = {}
 
-    def redeem(code: str) -> dict[str, Any]:
-        response = httpx.post(
-            f"http://127.0.0.1:{port}/oauth2/token",
-            data={
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": CALLBACK,
-                **client,
-            },
-        )
-        response.raise_for_status()
-        return dict(response.json())
-
     if "refresh" in scenarios:
-        chains = [redeem(next(codes))["refresh_token"] for _ in range(users)]
-
-        def next_refresh(user: int, last: bytes | None) -> dict[str, str]:
-            if last:
-                chains[user] = json.loads(last)["refresh_token"]
-            return {"grant_type": "refresh_token", "refresh_token": chains[user], **client}
-
-        results["refresh"] = await _load(
-            port, pid, users, seconds, max_requests, next_refresh, token_path
+        results["refresh"] = await load(
+            port, pid, users, seconds, max_requests, *work.refresh(users)
         )
 
     if "code" in scenarios:
-
-        def next_code(_user: int, _last: bytes | None) -> dict[str, str] | None:
-            code = next(codes, None)
-            if code is None:
-                return None
-            return {
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": CALLBACK,
-                **client,
-            }
-
-        results["code"] = await _load(
-            port, pid, users, seconds, max_requests, next_code, token_path
-        )
+        results["code"] = await load(port, pid, users, seconds, max_requests, *work.code())
 
     if "password" in scenarios:
-        form = {
-            "grant_type": "password_limited",
-            "username": "racer@bench.example",
-            "password": mask_secret(PASSWORD, "racer@bench.example"),
-            **client,
-        }
-        outcome = await _load(
-            port, pid, users, seconds, max(1, max_requests // 50), lambda _u, _l: form, token_path
+        outcome = await load(
+            port, pid, users, seconds, max(1, max_requests // 50), *work.password()
         )
         bare = _bare_argon2_seconds()
         outcome["bare_argon2_verify_ms"] = round(bare * 1000, 2)
@@ -454,16 +491,10 @@ async def _scenarios(
             outcome["cost_vs_bare_argon2"] = round((1 / outcome["per_second"]) / bare, 2)
         results["password"] = outcome
 
-    access_token = redeem(next(codes))["access_token"]
+    access_token = work.redeem()["access_token"]
     if "introspect" in scenarios:
-        results["introspect"] = await _load(
-            port,
-            pid,
-            users,
-            seconds,
-            max_requests,
-            lambda _u, _l: {"token": access_token, **client},
-            Request("/oauth2/introspect"),
+        results["introspect"] = await load(
+            port, pid, users, seconds, max_requests, *work.introspect(access_token)
         )
 
     if "verify" in scenarios:
