@@ -9,6 +9,7 @@ import base64
 import itertools
 import re
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
@@ -53,6 +54,20 @@ def redeem(
     if secret:
         form["client_secret"] = masked(secret, client_id)
     return world.token(**form)
+
+
+def two_sessions_in_chrome(world: World) -> tuple[str, httpx.Client, list[Any]]:
+    """A member signed in with Chrome on Linux who authorized a new client twice:
+    (client_id, browser, the two token responses)."""
+    client_id, secret, _e, browser = fresh(world)
+    browser.headers["User-Agent"] = CHROME_ON_LINUX
+    tokens = [
+        redeem(
+            world, client_id, secret, world.authorization_code(browser, client_id)["code"][0]
+        ).json()
+        for _ in range(2)
+    ]
+    return client_id, browser, tokens
 
 
 def expect_error(response: httpx.Response, error: str, status: int) -> dict[str, object]:
@@ -505,14 +520,7 @@ class TestRFC7662AndRFC7009:
 
 class TestSessions:
     def test_sessions_fields_and_revocation(self, world: World) -> None:
-        client_id, secret, _e, browser = fresh(world)
-        browser.headers["User-Agent"] = CHROME_ON_LINUX
-        tokens = [
-            redeem(
-                world, client_id, secret, world.authorization_code(browser, client_id)["code"][0]
-            ).json()
-            for _ in range(2)
-        ]
+        tokens = two_sessions_in_chrome(world)[2]
         bearer = {
             "Authorization": f"Bearer {tokens[0]['access_token']}",
             "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0",
@@ -586,14 +594,7 @@ class TestConnectedApps:
     """The account page where members see and end what they granted (issue #4, item 6)."""
 
     def test_sign_out_a_session_and_withdraw_consent(self, world: World) -> None:
-        client_id, secret, _e, browser = fresh(world)
-        browser.headers["User-Agent"] = CHROME_ON_LINUX
-        tokens = [
-            redeem(
-                world, client_id, secret, world.authorization_code(browser, client_id)["code"][0]
-            ).json()
-            for _ in range(2)
-        ]
+        client_id, browser, tokens = two_sessions_in_chrome(world)
         page = browser.get("/account/apps")
         assert page.status_code == 200
         assert page.text.count('/sign-out" class="inline"') >= 2

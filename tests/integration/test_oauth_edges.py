@@ -168,15 +168,7 @@ def test_unreachable_storage_is_temporarily_unavailable(sqlite_site: Site) -> No
     client_id, secret, _member = issue(sqlite_site)
     runtime = sqlite_site.app.state.oauth
     runtime.store = token_store(make_engine(f"postgresql://nobody@127.0.0.1:{free_port()}/gone"))
-    response = sqlite_site.browser().post(
-        "/oauth2/token",
-        data={
-            "grant_type": "refresh_token",
-            "client_id": client_id,
-            "client_secret": secret,
-            "refresh_token": "x",
-        },
-    )
+    response = _refresh(sqlite_site.browser(), client_id, secret, "x")
     assert response.status_code == 503
     assert response.json()["error"] == "temporarily_unavailable"
     assert response.json()["status_reason"] == "Service Unavailable"
@@ -190,15 +182,8 @@ def test_unexpected_failure_is_a_json_server_error(sqlite_site: Site, monkeypatc
 
     monkeypatch.setitem(token.GRANTS, "refresh_token", explode)
     client_id, secret, _member = issue(sqlite_site)
-    response = TestClient(sqlite_site.app, raise_server_exceptions=False).post(
-        "/oauth2/token",
-        data={
-            "grant_type": "refresh_token",
-            "client_id": client_id,
-            "client_secret": secret,
-            "refresh_token": "x",
-        },
-    )
+    browser = TestClient(sqlite_site.app, raise_server_exceptions=False)
+    response = _refresh(browser, client_id, secret, "x")
     assert response.status_code == 500
     body = response.json()
     assert body["error"] == "server_error" and body["status"] == 500
@@ -233,16 +218,10 @@ def test_failed_client_authentication_is_throttled(site_factory: Any, sqlite_bac
     site = site_factory(sqlite_backend, client_auth_failures_per_client="3/minute")
     client_id, secret, member_id = issue(site)
     browser = site.browser()
-    wrong = {
-        "grant_type": "refresh_token",
-        "client_id": client_id,
-        "client_secret": "wrong",
-        "refresh_token": "x",
-    }
     for _ in range(3):
-        response = browser.post("/oauth2/token", data=wrong)
+        response = _refresh(browser, client_id, "wrong", "x")
         assert response.status_code == 403
-    throttled = browser.post("/oauth2/token", data=wrong)
+    throttled = _refresh(browser, client_id, "wrong", "x")
     assert throttled.json()["error"] == "invalid_client"
     assert "retry in" in throttled.json()["error_description"]
     assert int(throttled.headers["retry-after"]) > 0

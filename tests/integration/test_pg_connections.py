@@ -59,31 +59,23 @@ def test_never_more_connections_than_its_size_and_every_borrower_is_served(dsn: 
     assert served == list(range(20))
 
 
-def test_a_cancelled_waiter_gives_up_its_place(dsn: str) -> None:
+@pytest.mark.parametrize(
+    "handed_first",
+    [False, True],
+    ids=["cancelled-while-waiting", "cancelled-as-it-is-handed-a-connection"],
+)
+def test_a_cancelled_waiter_gives_up_its_place(dsn: str, handed_first: bool) -> None:
     async def work(lender: ConnectionLender) -> int:
         async with lender.connection():
             waiting = asyncio.ensure_future(_borrow_and_query(lender))
             await asyncio.sleep(0.05)
-            waiting.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await waiting
-        # The one place is free again: a new borrower is served at once.
-        served = await asyncio.wait_for(_borrow_and_query(lender), timeout=5)
-        assert lender.opened == 1
-        return served
-
-    assert lending(dsn, 1, work) == 1
-
-
-def test_a_waiter_cancelled_as_it_is_handed_a_connection_passes_it_on(dsn: str) -> None:
-    async def work(lender: ConnectionLender) -> int:
-        async with lender.connection():
-            waiting = asyncio.ensure_future(_borrow_and_query(lender))
-            await asyncio.sleep(0.05)
-        # The connection was just handed to the waiter, which has not run yet.
+            if not handed_first:
+                waiting.cancel()
+        # handed_first: leaving the block just handed the waiter the connection; it has not run.
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiting
+        # The one place is free again: a new borrower is served at once.
         served = await asyncio.wait_for(_borrow_and_query(lender), timeout=5)
         assert lender.opened == 1
         return served
