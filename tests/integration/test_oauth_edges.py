@@ -73,7 +73,9 @@ def mint_code(site: Site, client_id: str, member_id: int) -> str:
     return code
 
 
-def redeem(browser: TestClient, client_id: str, secret: str, code: str) -> Any:
+def redeem(
+    browser: TestClient, client_id: str, secret: str, code: str, redirect_uri: str = CALLBACK
+) -> Any:
     return browser.post(
         "/oauth2/token",
         data={
@@ -81,7 +83,7 @@ def redeem(browser: TestClient, client_id: str, secret: str, code: str) -> Any:
             "client_id": client_id,
             "client_secret": secret,
             "code": code,
-            "redirect_uri": CALLBACK,
+            "redirect_uri": redirect_uri,
         },
     )
 
@@ -230,7 +232,7 @@ def test_failed_client_authentication_is_throttled(site_factory: Any, sqlite_bac
     assert good.status_code == 200
 
 
-def _refresh(browser: TestClient, client_id: str, secret: str, token: str) -> Any:
+def _refresh(browser: TestClient, client_id: str, secret: str, token: str, **extra: str) -> Any:
     return browser.post(
         "/oauth2/token",
         data={
@@ -238,6 +240,7 @@ def _refresh(browser: TestClient, client_id: str, secret: str, token: str) -> An
             "client_id": client_id,
             "client_secret": secret,
             "refresh_token": token,
+            **extra,
         },
     )
 

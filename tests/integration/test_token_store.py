@@ -40,15 +40,8 @@ def test_a_refresh_asking_for_more_scope_keeps_the_token(site: Site) -> None:
     client_id, secret, member_id = issue(site)
     browser = site.browser()
     tokens = redeem(browser, client_id, secret, mint_code(site, client_id, member_id)).json()
-    wider = browser.post(
-        "/oauth2/token",
-        data={
-            "grant_type": "refresh_token",
-            "client_id": client_id,
-            "client_secret": secret,
-            "refresh_token": tokens["refresh_token"],
-            "scope": "iracing.auth iracing.profile",
-        },
+    wider = _refresh(
+        browser, client_id, secret, tokens["refresh_token"], scope="iracing.auth iracing.profile"
     )
     assert wider.status_code == 400 and wider.json()["error"] == "invalid_scope"
     # RFC 6749 §6: the refusal spent nothing; the same token still refreshes.
@@ -129,16 +122,7 @@ def test_a_failed_redemption_spends_the_code(site: Site) -> None:
     client_id, secret, member_id = issue(site)
     code = mint_code(site, client_id, member_id)
     browser = site.browser()
-    wrong = browser.post(
-        "/oauth2/token",
-        data={
-            "grant_type": "authorization_code",
-            "client_id": client_id,
-            "client_secret": secret,
-            "code": code,
-            "redirect_uri": "https://app.example/elsewhere",
-        },
-    )
+    wrong = redeem(browser, client_id, secret, code, redirect_uri="https://app.example/elsewhere")
     assert wrong.status_code == 400 and "redirect_uri" in wrong.json()["error_description"]
     # One try per code: the right redirect_uri after a wrong one is a replay.
     retry = redeem(browser, client_id, secret, code)

@@ -152,11 +152,7 @@ class NewSession:
     @classmethod
     def from_code(cls, code: CodeRecord, now: datetime, expires_at: datetime) -> NewSession:
         return cls(
-            session_id=code.session_id,
-            member_id=code.member_id,
-            client_pk=code.client_pk,
-            scope=code.scope,
-            auth_time=code.auth_time,
+            **_carried_from(code),
             now=now,
             expires_at=expires_at,
             ip=code.ip,
@@ -241,6 +237,10 @@ SESSION_INSERT_VALUES = (
     ":id, :member_id, :client_pk, :scope, :auth_time, :now, :now, :expires_at, "
     ":ip, :ip, :ua, :ua, :web_session_id"
 )
+INSERT_REFRESH_INTO = "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at)"
+INSERT_SESSION = (
+    f"INSERT INTO oauth_sessions ({SESSION_INSERT_COLUMNS}) VALUES ({SESSION_INSERT_VALUES})"
+)
 # A refresh token is spent only while its session stands: a sign-out racing a refresh wins.
 MARK_REFRESH_SPENT = (
     "UPDATE refresh_tokens SET used_at = :now WHERE token_hash = :spent_hash "
@@ -264,6 +264,27 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+def _member_fields(row: Sequence[Any]) -> dict[str, Any]:
+    """A row of MEMBER_COLUMNS, as SessionRecord's fields."""
+    return {
+        "customer_id": row[0],
+        "display_name": row[1],
+        "group_ids": list(_json(row[2]) or []),
+        "member_disabled": bool(row[3]),
+    }
+
+
+def _carried_from(code: CodeRecord) -> dict[str, Any]:
+    """What a code hands on to the session it opens."""
+    return {
+        "session_id": code.session_id,
+        "member_id": code.member_id,
+        "client_pk": code.client_pk,
+        "scope": code.scope,
+        "auth_time": code.auth_time,
+    }
+
+
 def _session_from_row(row: Sequence[Any]) -> SessionRecord:
     """A row of SESSION_COLUMNS."""
     return SessionRecord(
@@ -273,10 +294,7 @@ def _session_from_row(row: Sequence[Any]) -> SessionRecord:
         scope=row[3],
         auth_time=_time(row[4]),
         revoked=row[5] is not None,
-        customer_id=row[6],
-        display_name=row[7],
-        group_ids=list(_json(row[8]) or []),
-        member_disabled=bool(row[9]),
+        **_member_fields(row[6:10]),
         client_disabled=bool(row[10]),
     )
 
@@ -303,18 +321,7 @@ def _new_session_of(code: CodeRecord, member: Sequence[Any] | None) -> SessionRe
     """The record of the session `code` opens; `member` is a row of MEMBER_COLUMNS."""
     if member is None or member[0] is None:
         return None
-    return SessionRecord(
-        session_id=code.session_id,
-        member_id=code.member_id,
-        client_pk=code.client_pk,
-        scope=code.scope,
-        auth_time=code.auth_time,
-        revoked=False,
-        customer_id=member[0],
-        display_name=member[1],
-        group_ids=list(_json(member[2]) or []),
-        member_disabled=bool(member[3]),
-    )
+    return SessionRecord(**_carried_from(code), revoked=False, **_member_fields(member))
 
 
 class TokenStore(ABC):
@@ -536,8 +543,7 @@ class SqliteTokenStore(TokenStore):
     """
 
     INSERT_REFRESH = (
-        "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) "
-        "VALUES (:token_hash, :session_id, :now, :refresh_expires_at)"
+        f"{INSERT_REFRESH_INTO} VALUES (:token_hash, :session_id, :now, :refresh_expires_at)"
     )
 
     def __init__(self, engine: Engine) -> None:
@@ -627,11 +633,7 @@ class SqliteTokenStore(TokenStore):
         self, db: SqliteDb, session: NewSession, refresh: NewRefreshToken | None
     ) -> None:
         with self._atomic(db):
-            db.cursor.execute(
-                f"INSERT INTO oauth_sessions ({SESSION_INSERT_COLUMNS}) "
-                f"VALUES ({SESSION_INSERT_VALUES})",
-                self._session_params(session),
-            )
+            db.cursor.execute(INSERT_SESSION, self._session_params(session))
             if refresh is not None:
                 db.cursor.execute(self.INSERT_REFRESH, self._refresh_params(refresh))
 
@@ -685,9 +687,6 @@ def positional(sql: str) -> tuple[str, tuple[str, ...]]:
 class PostgresTokenStore(TokenStore):
     """asyncpg connections lent per event loop (a server has one; tests start many)."""
 
-    INSERT_SESSION = (
-        f"INSERT INTO oauth_sessions ({SESSION_INSERT_COLUMNS}) VALUES ({SESSION_INSERT_VALUES})"
-    )
     # One statement each: the code is spent, and the session and its first refresh token
     # exist, together or not at all (a replay that finds the code spent finds the session).
     REDEEM_CODE = (
@@ -699,20 +698,20 @@ class PostgresTokenStore(TokenStore):
     )
     REDEEM_CODE_WITHOUT_REFRESH = f"{REDEEM_CODE} SELECT count(*) FROM opened"
     REDEEM_CODE_WITH_REFRESH = (
-        f"{REDEEM_CODE}, issued AS (INSERT INTO refresh_tokens (token_hash, session_id, "
-        "created_at, expires_at) SELECT :token_hash, id, :now::timestamp, "
-        ":refresh_expires_at::timestamp FROM opened) SELECT count(*) FROM opened"
+        f"{REDEEM_CODE}, issued AS ({INSERT_REFRESH_INTO} "
+        "SELECT :token_hash, id, :now::timestamp, :refresh_expires_at::timestamp FROM opened) "
+        "SELECT count(*) FROM opened"
     )
     # The session and its first refresh token exist together.
     OPEN_SESSION_WITH_REFRESH = (
         f"WITH opened AS ({INSERT_SESSION} RETURNING id) "
-        "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) "
+        f"{INSERT_REFRESH_INTO} "
         "SELECT :token_hash, id, :now::timestamp, :refresh_expires_at::timestamp FROM opened"
     )
     # One statement: the spend, the new token and the activity happen together or not at all.
     ROTATE_REFRESH_TOKEN = (
         f"WITH spent AS ({MARK_REFRESH_SPENT}), "
-        "issued AS (INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) "
+        f"issued AS ({INSERT_REFRESH_INTO} "
         "SELECT :token_hash, session_id, :now::timestamp, :refresh_expires_at::timestamp "
         "FROM spent RETURNING session_id), "
         f"touched AS ({TOUCH_SESSION} WHERE id IN (SELECT session_id FROM issued)) "
@@ -720,8 +719,8 @@ class PostgresTokenStore(TokenStore):
     )
     # Inside the grace period the old token is already spent: issue while the session stands.
     REISSUE_REFRESH_TOKEN = (
-        "WITH issued AS (INSERT INTO refresh_tokens (token_hash, session_id, created_at, "
-        "expires_at) SELECT :token_hash, id, :now::timestamp, :refresh_expires_at::timestamp "
+        f"WITH issued AS ({INSERT_REFRESH_INTO} "
+        "SELECT :token_hash, id, :now::timestamp, :refresh_expires_at::timestamp "
         "FROM oauth_sessions WHERE id = :session_id AND revoked_at IS NULL "
         "RETURNING session_id), "
         f"touched AS ({TOUCH_SESSION} WHERE id IN (SELECT session_id FROM issued)) "
@@ -799,7 +798,7 @@ class PostgresTokenStore(TokenStore):
         self, db: Any, session: NewSession, refresh: NewRefreshToken | None
     ) -> None:
         if refresh is None:
-            await self._fetchrow(db, self.INSERT_SESSION, self._session_params(session))
+            await self._fetchrow(db, INSERT_SESSION, self._session_params(session))
             return
         await self._fetchrow(
             db,

@@ -31,6 +31,7 @@ from pitpass.oauth.errors import NO_STORE, OAuthError, json_error, storage_unava
 from pitpass.oauth.store import (
     STORAGE_UNAVAILABLE_ERRORS,
     ClientRecord,
+    CodeRecord,
     NewRefreshToken,
     NewSession,
     RefreshState,
@@ -259,7 +260,7 @@ async def _replayed(runtime: OAuthRuntime, db: Any, session_id: str, now: dateti
 
 
 def _check_code(
-    code: Any, client: ClientRecord, params: dict[str, str], now: datetime
+    code: CodeRecord, client: ClientRecord, params: dict[str, str], now: datetime
 ) -> OAuthError | None:
     if code.client_pk != client.pk:
         return OAuthError("invalid_grant", "this code was issued to another client")
@@ -275,7 +276,8 @@ def _check_code(
         return None
     if not verifier:
         return OAuthError("invalid_grant", "code_verifier missing: a code_challenge was sent")
-    if not pkce.verifier_matches(verifier, code.code_challenge, code.code_challenge_method):
+    method = code.code_challenge_method or pkce.DEFAULT_METHOD  # stored with every challenge
+    if not pkce.verifier_matches(verifier, code.code_challenge, method):
         return OAuthError("invalid_grant", "code_verifier does not match the code_challenge")
     return None
 
