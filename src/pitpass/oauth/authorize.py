@@ -8,14 +8,16 @@ back to the client's redirect URI with `error`, `error_description`,
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlencode
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
@@ -238,14 +240,76 @@ def _consent_page(
     )
 
 
+def _answer_request(
+    runtime: OAuthRuntime, request: Request, auth: AuthorizationRequest
+) -> Response:
+    """`GET /authorize` once the request checks out: sign in, consent, or a code."""
+    with app_context(request).session() as db:
+        web_session = _web_session(request, db)
+        if _needs_signin(auth, web_session):
+            return _signin_first(request, auth)
+        assert web_session is not None
+        member = db.get(Member, web_session.member_id)
+        if member is None or member.is_disabled:
+            return _signin_first(request, auth)
+        if _consented(db, member, auth):
+            return _issue_code(runtime, request, db, auth, member, web_session)
+        return _consent_page(request, auth, db)
+
+
+def _answer_consent(
+    runtime: OAuthRuntime, request: Request, auth: AuthorizationRequest, decision: str
+) -> Response:
+    """`POST /authorize` once the request checks out: record the member's decision."""
+    with app_context(request).session() as db:
+        web_session = _web_session(request, db)
+        if web_session is None:
+            return _signin_first(request, auth)
+        member = db.get(Member, web_session.member_id)
+        assert member is not None
+        if decision != "approve":
+            audit.record(
+                db,
+                "consent.denied",
+                actor=member,
+                target_type="client",
+                target_id=auth.client.client_id,
+                ip=client_of(request).ip,
+            )
+            return redirect_error(
+                runtime.issuer,
+                auth.redirect_uri,
+                OAuthError("access_denied", "the member declined"),
+                auth.state,
+            )
+        if not _consented(db, member, auth):
+            db.add(Consent(member_id=member.id, client_pk=auth.client.pk, scope=auth.scope))
+            audit.record(
+                db,
+                "consent.granted",
+                actor=member,
+                target_type="client",
+                target_id=auth.client.client_id,
+                ip=client_of(request).ip,
+                details={"scope": auth.scope},
+            )
+        return _issue_code(runtime, request, db, auth, member, web_session)
+
+
 def authorize_router(issuer_path: str) -> APIRouter:
     router = APIRouter(prefix=issuer_path.rstrip("/"), include_in_schema=False)
 
-    async def _errors_to_responses(
-        runtime: OAuthRuntime, run: Callable[[], Awaitable[Response]]
+    async def _answer(
+        runtime: OAuthRuntime,
+        params: list[tuple[str, str]],
+        answer: Callable[[AuthorizationRequest], Response],
     ) -> Response:
+        """Check the request on the loop (the client comes from the async token store),
+        then answer it in a worker thread: the ORM's queries must not hold up the loop,
+        which also serves the token endpoint."""
         try:
-            return await run()
+            auth = await check_request(runtime, single_values(params))
+            return await anyio.to_thread.run_sync(answer, auth)
         except UntrustedRedirect as untrusted:
             return json_error(runtime.issuer, untrusted.error)
         except RedirectableError as redirectable:
@@ -256,22 +320,11 @@ def authorize_router(issuer_path: str) -> APIRouter:
     @router.get("/authorize", response_class=HTMLResponse)
     async def authorize(request: Request) -> Response:
         runtime: OAuthRuntime = request.app.state.oauth
-
-        async def run() -> Response:
-            auth = await check_request(runtime, single_values(request.query_params.multi_items()))
-            with app_context(request).session() as db:
-                web_session = _web_session(request, db)
-                if _needs_signin(auth, web_session):
-                    return _signin_first(request, auth)
-                assert web_session is not None
-                member = db.get(Member, web_session.member_id)
-                if member is None or member.is_disabled:
-                    return _signin_first(request, auth)
-                if _consented(db, member, auth):
-                    return _issue_code(runtime, request, db, auth, member, web_session)
-                return _consent_page(request, auth, db)
-
-        return await _errors_to_responses(runtime, run)
+        return await _answer(
+            runtime,
+            request.query_params.multi_items(),
+            functools.partial(_answer_request, runtime, request),
+        )
 
     @router.post("/authorize", response_class=HTMLResponse)
     async def consent(request: Request) -> Response:
@@ -282,43 +335,10 @@ def authorize_router(issuer_path: str) -> APIRouter:
         require_csrf(request, fields.pop("csrf_token", ""))
         decision = fields.pop("decision", "")
         oauth_pairs = [(k, v) for k, v in pairs if k not in ("csrf_token", "decision")]
-
-        async def run() -> Response:
-            auth = await check_request(runtime, single_values(oauth_pairs))
-            with app_context(request).session() as db:
-                web_session = _web_session(request, db)
-                if web_session is None:
-                    return _signin_first(request, auth)
-                member = db.get(Member, web_session.member_id)
-                assert member is not None
-                if decision != "approve":
-                    audit.record(
-                        db,
-                        "consent.denied",
-                        actor=member,
-                        target_type="client",
-                        target_id=auth.client.client_id,
-                        ip=client_of(request).ip,
-                    )
-                    return redirect_error(
-                        runtime.issuer,
-                        auth.redirect_uri,
-                        OAuthError("access_denied", "the member declined"),
-                        auth.state,
-                    )
-                if not _consented(db, member, auth):
-                    db.add(Consent(member_id=member.id, client_pk=auth.client.pk, scope=auth.scope))
-                    audit.record(
-                        db,
-                        "consent.granted",
-                        actor=member,
-                        target_type="client",
-                        target_id=auth.client.client_id,
-                        ip=client_of(request).ip,
-                        details={"scope": auth.scope},
-                    )
-                return _issue_code(runtime, request, db, auth, member, web_session)
-
-        return await _errors_to_responses(runtime, run)
+        return await _answer(
+            runtime,
+            oauth_pairs,
+            functools.partial(_answer_consent, runtime, request, decision=decision),
+        )
 
     return router
