@@ -420,16 +420,18 @@ class Workload:
     def redeem(self) -> dict[str, Any]:
         """Tokens for one of the seeded codes (set-up, not measured)."""
         response = httpx.post(
-            f"http://127.0.0.1:{self.port}/oauth2/token",
-            data={
-                "grant_type": "authorization_code",
-                "code": next(self.codes),
-                "redirect_uri": CALLBACK,
-                **self.client,
-            },
+            f"http://127.0.0.1:{self.port}/oauth2/token", data=self._code_form(next(self.codes))
         )
         response.raise_for_status()
         return dict(response.json())
+
+    def _code_form(self, code: str) -> dict[str, str]:
+        return {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": CALLBACK,
+            **self.client,
+        }
 
     def refresh(self, users: int) -> tuple[FormFor, Request]:
         """Each virtual user keeps its own rotating chain."""
@@ -447,14 +449,7 @@ class Workload:
 
         def next_code(_user: int, _last: bytes | None) -> dict[str, str] | None:
             code = next(self.codes, None)
-            if code is None:
-                return None
-            return {
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": CALLBACK,
-                **self.client,
-            }
+            return None if code is None else self._code_form(code)
 
         return next_code, self.TOKEN
 

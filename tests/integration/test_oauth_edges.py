@@ -170,7 +170,7 @@ def test_unreachable_storage_is_temporarily_unavailable(sqlite_site: Site) -> No
     client_id, secret, _member = issue(sqlite_site)
     runtime = sqlite_site.app.state.oauth
     runtime.store = token_store(make_engine(f"postgresql://nobody@127.0.0.1:{free_port()}/gone"))
-    response = _refresh(sqlite_site.browser(), client_id, secret, "x")
+    response = refresh(sqlite_site.browser(), client_id, secret, "x")
     assert response.status_code == 503
     assert response.json()["error"] == "temporarily_unavailable"
     assert response.json()["status_reason"] == "Service Unavailable"
@@ -185,7 +185,7 @@ def test_unexpected_failure_is_a_json_server_error(sqlite_site: Site, monkeypatc
     monkeypatch.setitem(token.GRANTS, "refresh_token", explode)
     client_id, secret, _member = issue(sqlite_site)
     browser = TestClient(sqlite_site.app, raise_server_exceptions=False)
-    response = _refresh(browser, client_id, secret, "x")
+    response = refresh(browser, client_id, secret, "x")
     assert response.status_code == 500
     body = response.json()
     assert body["error"] == "server_error" and body["status"] == 500
@@ -221,9 +221,9 @@ def test_failed_client_authentication_is_throttled(site_factory: Any, sqlite_bac
     client_id, secret, member_id = issue(site)
     browser = site.browser()
     for _ in range(3):
-        response = _refresh(browser, client_id, "wrong", "x")
+        response = refresh(browser, client_id, "wrong", "x")
         assert response.status_code == 403
-    throttled = _refresh(browser, client_id, "wrong", "x")
+    throttled = refresh(browser, client_id, "wrong", "x")
     assert throttled.json()["error"] == "invalid_client"
     assert "retry in" in throttled.json()["error_description"]
     assert int(throttled.headers["retry-after"]) > 0
@@ -232,7 +232,7 @@ def test_failed_client_authentication_is_throttled(site_factory: Any, sqlite_bac
     assert good.status_code == 200
 
 
-def _refresh(browser: TestClient, client_id: str, secret: str, token: str, **extra: str) -> Any:
+def refresh(browser: TestClient, client_id: str, secret: str, token: str, **extra: str) -> Any:
     return browser.post(
         "/oauth2/token",
         data={
@@ -254,7 +254,7 @@ def test_a_racer_that_read_the_clock_first_gets_no_grace(site: Site) -> None:
     tokens = redeem(browser, client_id, secret, mint_code(site, client_id, member_id)).json()
     with site.context.session() as db:
         db.execute(update(RefreshToken).values(used_at=utcnow() + timedelta(seconds=1)))
-    assert _refresh(browser, client_id, secret, tokens["refresh_token"]).status_code == 400
+    assert refresh(browser, client_id, secret, tokens["refresh_token"]).status_code == 400
 
 
 def test_grace_period_forgives_a_quick_retry(site: Site) -> None:
@@ -267,10 +267,10 @@ def test_grace_period_forgives_a_quick_retry(site: Site) -> None:
     site.app.state.oauth.store.forget_cached_clients()
     browser = site.browser()
     tokens = redeem(browser, client_id, secret, mint_code(site, client_id, member_id)).json()
-    first = _refresh(browser, client_id, secret, tokens["refresh_token"])
-    retry = _refresh(browser, client_id, secret, tokens["refresh_token"])
+    first = refresh(browser, client_id, secret, tokens["refresh_token"])
+    retry = refresh(browser, client_id, secret, tokens["refresh_token"])
     assert first.status_code == 200 and retry.status_code == 200
-    assert _refresh(browser, client_id, secret, first.json()["refresh_token"]).status_code == 200
+    assert refresh(browser, client_id, secret, first.json()["refresh_token"]).status_code == 200
 
 
 def test_a_wrong_method_on_a_protocol_endpoint_is_405_in_the_error_shape(

@@ -13,7 +13,7 @@ import jwt
 from pitpass.db.models import AuthorizationCode, utcnow
 from pitpass.oauth.store import NewRefreshToken, NewSession, SessionActivity, TokenStore
 from tests.conftest import Site
-from tests.integration.test_oauth_edges import CALLBACK, _refresh, issue, mint_code, redeem
+from tests.integration.test_oauth_edges import CALLBACK, issue, mint_code, redeem, refresh
 
 T = TypeVar("T")
 
@@ -40,12 +40,12 @@ def test_a_refresh_asking_for_more_scope_keeps_the_token(site: Site) -> None:
     client_id, secret, member_id = issue(site)
     browser = site.browser()
     tokens = redeem(browser, client_id, secret, mint_code(site, client_id, member_id)).json()
-    wider = _refresh(
+    wider = refresh(
         browser, client_id, secret, tokens["refresh_token"], scope="iracing.auth iracing.profile"
     )
     assert wider.status_code == 400 and wider.json()["error"] == "invalid_scope"
     # RFC 6749 §6: the refusal spent nothing; the same token still refreshes.
-    assert _refresh(browser, client_id, secret, tokens["refresh_token"]).status_code == 200
+    assert refresh(browser, client_id, secret, tokens["refresh_token"]).status_code == 200
 
 
 def test_a_rotation_is_exactly_once_and_loses_to_a_sign_out(site: Site) -> None:
@@ -143,5 +143,5 @@ def test_introspecting_a_refresh_token_reads_its_state(site: Site) -> None:
     assert live["active"] is True and live["token_type"] == "refresh_token"
     assert live["session_id"] == session_of(tokens["access_token"])
     assert live["exp"] > live["iat"]
-    assert _refresh(browser, client_id, secret, tokens["refresh_token"]).status_code == 200
+    assert refresh(browser, client_id, secret, tokens["refresh_token"]).status_code == 200
     assert introspect(tokens["refresh_token"]) == {"active": False}  # spent by the refresh
