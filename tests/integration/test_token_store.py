@@ -10,9 +10,12 @@ from typing import Any, TypeVar
 
 import jwt
 
-from pitpass.db.models import AuthorizationCode, utcnow
+from pitpass.core.masking import mask_secret
+from pitpass.db.models import AccessListEntry, AuthorizationCode, utcnow
 from pitpass.oauth.store import NewRefreshToken, NewSession, SessionActivity, TokenStore
-from tests.conftest import Site
+from pitpass.services import clients as clients_service
+from pitpass.services.registration import ClientDetails
+from tests.conftest import GOOD_PASSWORD, Site
 from tests.integration.test_oauth_edges import CALLBACK, issue, mint_code, redeem, refresh
 
 T = TypeVar("T")
@@ -145,3 +148,52 @@ def test_introspecting_a_refresh_token_reads_its_state(site: Site) -> None:
     assert live["exp"] > live["iat"]
     assert refresh(browser, client_id, secret, tokens["refresh_token"]).status_code == 200
     assert introspect(tokens["refresh_token"]) == {"active": False}  # spent by the refresh
+
+
+def test_a_password_limited_token_carries_the_member_found_by_email(site: Site) -> None:
+    """The grant builds the token's session from the member it read by email (no re-read)."""
+    staff = site.add_member("staff@example.com", staff=True)
+    member = site.add_member(
+        "racer@example.com", name="Ana Racer", customer_id=424242, group_ids=[7, 9]
+    )
+    with site.context.session() as db:
+        issued = clients_service.create_client(
+            site.context,
+            db,
+            ClientDetails(
+                client_name="Data Tool",
+                client_type="server-side",
+                flows=["password_limited"],
+                developer_name="Dev",
+                developer_url="https://dev.example",
+                developer_email="dev@example.com",
+                redirect_uris=[],
+            ),
+            staff,
+        )
+        db.add(
+            AccessListEntry(
+                client_pk=issued.client.id,
+                member_id=member.id,
+                added_by_id=staff.id,
+                accepted_at=utcnow(),
+            )
+        )
+        client_id, secret = issued.client.client_id, issued.secret
+    assert secret is not None
+    granted = site.browser().post(
+        "/oauth2/token",
+        data={
+            "grant_type": "password_limited",
+            "client_id": client_id,
+            "client_secret": mask_secret(secret, client_id),
+            "username": "racer@example.com",
+            "password": mask_secret(GOOD_PASSWORD, "racer@example.com"),
+        },
+    )
+    assert granted.status_code == 200, granted.text
+    claims = jwt.decode(granted.json()["access_token"], options={"verify_signature": False})
+    assert claims["sub"] == "424242" and claims["iracing_cust_id"] == 424242
+    assert claims["iracing_group_ids"] == [7, 9]
+    session = on_store(site, lambda store, db: store.session(db, claims["session_id"]))
+    assert session is not None and session.member_id == member.id and session.active

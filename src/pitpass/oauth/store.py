@@ -135,6 +135,19 @@ class RefreshState:
 
 
 @dataclass(frozen=True)
+class PasswordMember:
+    """A member as the password_limited grant finds them by email."""
+
+    member_id: int
+    password_hash: str
+    fields: dict[str, Any]  # SessionRecord's member fields (_member_fields)
+
+    @property
+    def disabled(self) -> bool:
+        return bool(self.fields["member_disabled"])
+
+
+@dataclass(frozen=True)
 class NewSession:
     """A session to open: from a code, or directly (password_limited, no browser)."""
 
@@ -224,7 +237,9 @@ REVOKE_SESSION = (
     "UPDATE oauth_sessions SET revoked_at = :now, revoked_reason = :reason "
     "WHERE id = :id AND revoked_at IS NULL"
 )
-SELECT_MEMBER_BY_EMAIL = "SELECT id, password_hash, is_disabled FROM members WHERE email = :email"
+SELECT_MEMBER_BY_EMAIL = (
+    f"SELECT m.id, m.password_hash, {MEMBER_COLUMNS} FROM members m WHERE m.email = :email"
+)
 SELECT_ACCESS = (
     "SELECT 1 FROM client_access WHERE client_pk = :client_pk AND member_id = :member_id "
     "AND accepted_at IS NOT NULL AND removed_at IS NULL"
@@ -274,15 +289,20 @@ def _member_fields(row: Sequence[Any]) -> dict[str, Any]:
     }
 
 
-def _carried_from(code: CodeRecord) -> dict[str, Any]:
-    """What a code hands on to the session it opens."""
+def _carried_from(source: CodeRecord | NewSession) -> dict[str, Any]:
+    """What a code, or a session about to be opened, hands on to the session's record."""
     return {
-        "session_id": code.session_id,
-        "member_id": code.member_id,
-        "client_pk": code.client_pk,
-        "scope": code.scope,
-        "auth_time": code.auth_time,
+        "session_id": source.session_id,
+        "member_id": source.member_id,
+        "client_pk": source.client_pk,
+        "scope": source.scope,
+        "auth_time": source.auth_time,
     }
+
+
+def session_opened_by(source: CodeRecord | NewSession, member: dict[str, Any]) -> SessionRecord:
+    """The record of the session `source` opens; `member` as `_member_fields` gives it."""
+    return SessionRecord(**_carried_from(source), revoked=False, **member)
 
 
 def _session_from_row(row: Sequence[Any]) -> SessionRecord:
@@ -315,13 +335,6 @@ def _code_from_row(row: Sequence[Any]) -> CodeRecord:
         user_agent=row[10],
         web_session_id=row[11],
     )
-
-
-def _new_session_of(code: CodeRecord, member: Sequence[Any] | None) -> SessionRecord | None:
-    """The record of the session `code` opens; `member` is a row of MEMBER_COLUMNS."""
-    if member is None or member[0] is None:
-        return None
-    return SessionRecord(**_carried_from(code), revoked=False, **_member_fields(member))
 
 
 class TokenStore(ABC):
@@ -430,7 +443,9 @@ class TokenStore(ABC):
         if row is None:
             return None
         code = _code_from_row(row[:12])
-        return CodeState(code, row[12] is not None, _new_session_of(code, row[13:]))
+        member = row[13:]  # MEMBER_COLUMNS, all NULL when the member is gone (LEFT JOIN)
+        session = None if member[0] is None else session_opened_by(code, _member_fields(member))
+        return CodeState(code, row[12] is not None, session)
 
     async def consume_code(self, db: Any, code_hash: str, now: datetime) -> bool:
         """Spend the code without redeeming it (a failed redemption: one try per code)."""
@@ -466,10 +481,11 @@ class TokenStore(ABC):
 
     # ----- password_limited ----------------------------------------------------------------
 
-    async def member_by_email(self, db: Any, email: str) -> tuple[int, str, bool] | None:
-        """(member id, argon2 hash of the masked password, disabled) for an email."""
+    async def member_by_email(self, db: Any, email: str) -> PasswordMember | None:
+        """The member with this email: the argon2 hash of their masked password, and what
+        a session of theirs shows."""
         row = await self._fetchrow(db, SELECT_MEMBER_BY_EMAIL, {"email": email})
-        return None if row is None else (row[0], row[1], bool(row[2]))
+        return None if row is None else PasswordMember(row[0], row[1], _member_fields(row[2:]))
 
     async def on_access_list(self, db: Any, client_pk: int, member_id: int) -> bool:
         row = await self._fetchrow(

@@ -34,10 +34,12 @@ from pitpass.oauth.store import (
     CodeRecord,
     NewRefreshToken,
     NewSession,
+    PasswordMember,
     RefreshState,
     SessionActivity,
     SessionRecord,
     TokenStore,
+    session_opened_by,
 )
 from pitpass.oauth.tokens import TokenSigner
 from pitpass.services.clients import secret_hash
@@ -394,9 +396,8 @@ async def password_limited_grant(
         error.headers |= caller.headers
         raise
     assert found is not None and valid
-    member_id = found[0]
     async with store.connection() as db:
-        if not await store.on_access_list(db, client.pk, member_id):
+        if not await store.on_access_list(db, client.pk, found.member_id):
             raise OAuthError(
                 "invalid_grant",
                 "this member is not on the client's access list, or has not accepted it",
@@ -410,7 +411,7 @@ async def password_limited_grant(
         )
         opening = NewSession(
             session_id=session_id,
-            member_id=member_id,
+            member_id=found.member_id,
             client_pk=client.pk,
             scope=scope,
             auth_time=now,
@@ -421,16 +422,17 @@ async def password_limited_grant(
             web_session_id=None,
         )
         await store.open_session(db, opening, stored)
-        session = await store.session(db, session_id)
-    assert session is not None
+    # The session just written, with the member as read above: no second read.
+    session = session_opened_by(opening, found.fields)
     return _token_response(runtime, client, session, scope, refresh, now, caller)
 
 
-def _check_password(found: tuple[int, str, bool] | None, masked_password: str) -> bool:
+def _check_password(found: PasswordMember | None, masked_password: str) -> bool:
     """argon2id of the masked password (the form the client sends); same cost either way."""
-    if not masked_password_matches(found[1] if found else None, masked_password) or not found:
+    stored_hash = found.password_hash if found else None
+    if not masked_password_matches(stored_hash, masked_password) or not found:
         raise OAuthError("invalid_grant", "invalid username or password")
-    if found[2]:
+    if found.disabled:
         raise OAuthError("invalid_grant", "the member's account is disabled")
     return True
 
