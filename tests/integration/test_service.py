@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import threading
 from typing import Any
 
 import pytest
@@ -17,7 +19,7 @@ from pitpass.db.engine import make_engine
 from pitpass.db.migrate import alembic_config
 from pitpass.db.models import Base, SigningKey
 from pitpass.logs import configure_logging
-from pitpass.services import keys
+from pitpass.services import keys, members
 from pitpass.services.crypto import Keyring, SealError
 from tests.conftest import Site
 from tests.support import free_port
@@ -147,26 +149,18 @@ def test_json_logs_carry_the_request_id(
 
 def test_password_verifications_run_at_most_one_per_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     """A burst of sign-ins must not run more argon2 verifications (64 MiB each) than cores."""
-    import os
-    import threading
-
-    from pitpass.services import members
-
     inside, most, lock = 0, 0, threading.Lock()
 
     class SlowHasher:
         def verify(self, _stored: str, _password: str) -> bool:
-            return slow_verify()
-
-    def slow_verify() -> bool:
-        nonlocal inside, most
-        with lock:
-            inside += 1
-            most = max(most, inside)
-        threading.Event().wait(0.05)  # hold the slot while the others try to get in
-        with lock:
-            inside -= 1
-        return True
+            nonlocal inside, most
+            with lock:
+                inside += 1
+                most = max(most, inside)
+            threading.Event().wait(0.05)  # hold the slot while the others try to get in
+            with lock:
+                inside -= 1
+            return True
 
     monkeypatch.setattr(members, "_hasher", SlowHasher())
     cpus = len(os.sched_getaffinity(0))
