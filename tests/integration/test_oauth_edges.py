@@ -28,29 +28,34 @@ CALLBACK = "https://app.example/cb"
 
 def issue(site: Site) -> tuple[str, str, int]:
     """A server-side client and its masked secret, plus a member id."""
-    staff = site.add_member("staff@example.com", staff=True)
+    site.add_member("staff@example.com", staff=True)
     member = site.add_member("ana@example.com")
+    client_id, secret, _pk = new_client(site, "Edge Client", ["authorization_code"])
+    return client_id, secret, member.id
+
+
+def new_client(site: Site, name: str, flows: list[str]) -> tuple[str, str, int]:
+    """A server-side client issued by staff@example.com: its id, masked secret and pk."""
     with site.context.session() as db:
+        staff = find_by_email(db, "staff@example.com")
+        assert staff is not None
         issued = clients_service.create_client(
             site.context,
             db,
             ClientDetails(
-                client_name="Edge Client",
+                client_name=name,
                 client_type="server-side",
-                flows=["authorization_code"],
+                flows=flows,
                 developer_name="Dev",
                 developer_url="https://dev.example",
                 developer_email="dev@example.com",
-                redirect_uris=[CALLBACK],
+                redirect_uris=[CALLBACK] if "authorization_code" in flows else [],
             ),
             staff,
         )
         assert issued.secret
-        return (
-            issued.client.client_id,
-            mask_secret(issued.secret, issued.client.client_id),
-            member.id,
-        )
+        client_id = issued.client.client_id
+        return client_id, mask_secret(issued.secret, client_id), issued.client.id
 
 
 def mint_code(site: Site, client_id: str, member_id: int) -> str:

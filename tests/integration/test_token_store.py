@@ -9,14 +9,26 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 import jwt
+from sqlalchemy import select
 
 from pitpass.core.masking import mask_secret
-from pitpass.db.models import AccessListEntry, AuthorizationCode, utcnow
+from pitpass.db.models import (
+    AccessListEntry,
+    AuthorizationCode,
+    RememberedBrowser,
+    WebSession,
+    utcnow,
+)
 from pitpass.oauth.store import NewRefreshToken, NewSession, SessionActivity, TokenStore
-from pitpass.services import clients as clients_service
-from pitpass.services.registration import ClientDetails
 from tests.conftest import GOOD_PASSWORD, Site
-from tests.integration.test_oauth_edges import CALLBACK, issue, mint_code, redeem, refresh
+from tests.integration.test_oauth_edges import (
+    CALLBACK,
+    issue,
+    mint_code,
+    new_client,
+    redeem,
+    refresh,
+)
 
 T = TypeVar("T")
 
@@ -156,37 +168,19 @@ def test_a_password_limited_token_carries_the_member_found_by_email(site: Site) 
     member = site.add_member(
         "racer@example.com", name="Ana Racer", customer_id=424242, group_ids=[7, 9]
     )
+    client_id, secret, client_pk = new_client(site, "Data Tool", ["password_limited"])
     with site.context.session() as db:
-        issued = clients_service.create_client(
-            site.context,
-            db,
-            ClientDetails(
-                client_name="Data Tool",
-                client_type="server-side",
-                flows=["password_limited"],
-                developer_name="Dev",
-                developer_url="https://dev.example",
-                developer_email="dev@example.com",
-                redirect_uris=[],
-            ),
-            staff,
-        )
         db.add(
             AccessListEntry(
-                client_pk=issued.client.id,
-                member_id=member.id,
-                added_by_id=staff.id,
-                accepted_at=utcnow(),
+                client_pk=client_pk, member_id=member.id, added_by_id=staff.id, accepted_at=utcnow()
             )
         )
-        client_id, secret = issued.client.client_id, issued.secret
-    assert secret is not None
     granted = site.browser().post(
         "/oauth2/token",
         data={
             "grant_type": "password_limited",
             "client_id": client_id,
-            "client_secret": mask_secret(secret, client_id),
+            "client_secret": secret,
             "username": "racer@example.com",
             "password": mask_secret(GOOD_PASSWORD, "racer@example.com"),
         },
@@ -197,3 +191,59 @@ def test_a_password_limited_token_carries_the_member_found_by_email(site: Site) 
     assert claims["iracing_group_ids"] == [7, 9]
     session = on_store(site, lambda store, db: store.session(db, claims["session_id"]))
     assert session is not None and session.member_id == member.id and session.active
+
+
+def test_rfc7009_revocation_is_for_the_client_the_token_was_issued_to(site: Site) -> None:
+    client_id, secret, member_id = issue(site)
+    other_id, other_secret, _pk = new_client(site, "Other Client", ["authorization_code"])
+    browser = site.browser()
+    tokens = redeem(browser, client_id, secret, mint_code(site, client_id, member_id)).json()
+    session_id = session_of(tokens["access_token"])
+
+    def revoke(as_client: str, as_secret: str) -> Any:
+        form = {"client_id": as_client, "client_secret": as_secret}
+        return browser.post("/oauth2/revoke", data={"token": tokens["refresh_token"], **form})
+
+    stolen = revoke(other_id, other_secret)
+    assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant"
+    assert not on_store(site, lambda store, db: store.session(db, session_id)).revoked
+    assert revoke(client_id, secret).status_code == 200
+    assert on_store(site, lambda store, db: store.session(db, session_id)).revoked
+
+
+def test_revoke_current_can_forget_the_browser_the_member_signed_in_with(site: Site) -> None:
+    client_id, secret, member_id = issue(site)
+    code = mint_code(site, client_id, member_id)
+    with site.context.session() as db:
+        remembered = RememberedBrowser(
+            token_hash="remembered", member_id=member_id, expires_at=utcnow() + timedelta(days=30)
+        )
+        db.add(remembered)
+        db.flush()
+        web = WebSession(
+            token_hash="web",
+            member_id=member_id,
+            expires_at=utcnow() + timedelta(days=1),
+            remembered_browser_id=remembered.id,
+        )
+        db.add(web)
+        db.flush()
+        row = db.get(AuthorizationCode, site.app.state.oauth.code_hash(code))
+        assert row is not None
+        row.web_session_id = web.id
+    browser = site.browser()
+    tokens = redeem(browser, client_id, secret, code).json()
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+
+    def remembered_revoked() -> bool:
+        with site.context.session() as db:
+            return db.scalar(select(RememberedBrowser.revoked_at)) is not None
+
+    unclear = browser.post("/oauth2/revoke/current", data={"forget_browser": "yes"}, headers=bearer)
+    assert unclear.status_code == 400 and "true or false" in unclear.json()["error_description"]
+    assert not remembered_revoked()
+    done = browser.post("/oauth2/revoke/current", data={"forget_browser": "true"}, headers=bearer)
+    assert done.status_code == 200 and done.content == b""
+    assert remembered_revoked()
+    session_id = session_of(tokens["access_token"])
+    assert on_store(site, lambda store, db: store.session(db, session_id)).revoked

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import anyio
 from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -18,7 +19,6 @@ from starlette.routing import Route
 from pitpass.db.models import (
     Client,
     OAuthSession,
-    RefreshToken,
     RememberedBrowser,
     WebSession,
     utcnow,
@@ -160,29 +160,41 @@ def session_view(
 async def sessions(request: Request, runtime: OAuthRuntime) -> Response:
     """`GET /oauth2/sessions`: the member's live sessions of the calling client."""
     caller = await bearer(request, runtime)
-    ctx = runtime.ctx
-    with ctx.session() as db:
-        client = db.get(Client, caller.session.client_pk)
+    # The ORM's queries run in a worker thread: the loop also serves the token endpoint.
+    views = await anyio.to_thread.run_sync(_live_session_views, runtime, caller.session)
+    return JSONResponse({"sessions": views}, headers=NO_STORE)
+
+
+def _live_session_views(runtime: OAuthRuntime, current: SessionRecord) -> list[dict[str, Any]]:
+    with runtime.ctx.session() as db:
+        client = db.get(Client, current.client_pk)
         assert client is not None
         rows = db.scalars(
             select(OAuthSession)
             .where(
-                OAuthSession.member_id == caller.session.member_id,
+                OAuthSession.member_id == current.member_id,
                 OAuthSession.client_pk == client.id,
                 OAuthSession.revoked_at.is_(None),
                 OAuthSession.expires_at > utcnow(),
             )
             .order_by(OAuthSession.created_at)
         )
-        views = [
-            session_view(row, client, caller.session.session_id, ctx.settings.profile.scopes)
-            for row in rows
-        ]
-    return JSONResponse({"sessions": views}, headers=NO_STORE)
+        scopes = runtime.ctx.settings.profile.scopes
+        return [session_view(row, client, current.session_id, scopes) for row in rows]
 
 
-def revoke_sessions_where(runtime: OAuthRuntime, reason: str, *conditions: Any) -> list[str]:
-    """Sign out the matching live sessions; their ids."""
+async def _sign_out(runtime: OAuthRuntime, session_id: str, reason: str) -> None:
+    """Sign out one session (the token store's statement, on the loop without blocking)."""
+    async with runtime.store.connection() as db:
+        await runtime.store.revoke_session(db, session_id, utcnow(), reason)
+
+
+async def revoke_sessions_where(runtime: OAuthRuntime, reason: str, *conditions: Any) -> None:
+    """Sign out the live sessions matching `conditions` (ORM, in a worker thread)."""
+    await anyio.to_thread.run_sync(_revoke_sessions_where, runtime, reason, *conditions)
+
+
+def _revoke_sessions_where(runtime: OAuthRuntime, reason: str, *conditions: Any) -> None:
     now = utcnow()
     with runtime.ctx.session() as db:
         rows = list(
@@ -191,7 +203,6 @@ def revoke_sessions_where(runtime: OAuthRuntime, reason: str, *conditions: Any) 
         for row in rows:
             row.revoked_at = now
             row.revoked_reason = reason
-    return [row.id for row in rows]
 
 
 def _forget_browser_of(runtime: OAuthRuntime, session_id: str) -> None:
@@ -212,9 +223,9 @@ async def revoke_current(request: Request, runtime: OAuthRuntime) -> Response:
     if forget not in ("true", "false"):
         raise OAuthError("invalid_request", "forget_browser must be true or false")
     session_id = caller.session.session_id
-    revoke_sessions_where(runtime, "revoke_current", OAuthSession.id == session_id)
+    await _sign_out(runtime, session_id, "revoke_current")
     if forget == "true":
-        _forget_browser_of(runtime, session_id)
+        await anyio.to_thread.run_sync(_forget_browser_of, runtime, session_id)
     return Response(status_code=200, headers=NO_STORE)
 
 
@@ -225,7 +236,7 @@ async def revoke_listed_sessions(request: Request, runtime: OAuthRuntime) -> Res
     ids = [s.strip() for s in form.get("session_ids", "").split(",") if s.strip()]
     if not ids:
         raise OAuthError("invalid_request", "session_ids missing")
-    revoke_sessions_where(
+    await revoke_sessions_where(
         runtime,
         "revoke_sessions",
         OAuthSession.id.in_(ids),
@@ -238,7 +249,7 @@ async def revoke_listed_sessions(request: Request, runtime: OAuthRuntime) -> Res
 async def revoke_client(request: Request, runtime: OAuthRuntime) -> Response:
     """`POST /oauth2/revoke/client`: every session of this client for the member."""
     caller = await bearer(request, runtime)
-    revoke_sessions_where(
+    await revoke_sessions_where(
         runtime,
         "revoke_client",
         OAuthSession.member_id == caller.session.member_id,
@@ -248,12 +259,6 @@ async def revoke_client(request: Request, runtime: OAuthRuntime) -> Response:
 
 
 # ----- RFC 7009 and RFC 7662 ---------------------------------------------------------------
-
-
-def _refresh_session(runtime: OAuthRuntime, token: str) -> OAuthSession | None:
-    with runtime.ctx.session() as db:
-        row = db.get(RefreshToken, runtime.refresh_hash(token))
-        return db.get(OAuthSession, row.session_id) if row else None
 
 
 async def revoke(request: Request, runtime: OAuthRuntime) -> Response:
@@ -267,16 +272,20 @@ async def revoke(request: Request, runtime: OAuthRuntime) -> Response:
         raise OAuthError("invalid_request", "token missing")
     claims = runtime.signer.verify(token, utcnow()) if token.count(".") == 2 else None
     session_id: str | None = None
+    issued_to_caller = True
     if claims is not None:
-        if claims.get("client_id") != client.client_id:
-            raise OAuthError("invalid_grant", "this token was issued to another client")
         session_id = str(claims.get("session_id"))
-    elif (found := _refresh_session(runtime, token)) is not None:
-        if found.client_pk != client.pk:
-            raise OAuthError("invalid_grant", "this token was issued to another client")
-        session_id = found.id
+        issued_to_caller = claims.get("client_id") == client.client_id
+    else:
+        async with runtime.store.connection() as db:
+            state = await runtime.store.refresh_state(db, runtime.refresh_hash(token))
+        if state is not None:
+            session_id = state.session.session_id
+            issued_to_caller = state.session.client_pk == client.pk
+    if not issued_to_caller:
+        raise OAuthError("invalid_grant", "this token was issued to another client")
     if session_id is not None:  # §2.2: an unknown token is answered with 200 all the same
-        revoke_sessions_where(runtime, "rfc7009", OAuthSession.id == session_id)
+        await _sign_out(runtime, session_id, "rfc7009")
     return Response(status_code=200, headers=NO_STORE)
 
 
@@ -329,9 +338,13 @@ async def introspect(request: Request, runtime: OAuthRuntime) -> Response:
 
 
 async def jwks(request: Request, runtime: OAuthRuntime) -> Response:
-    with runtime.ctx.session() as db:
-        document = jwks_document(db)
+    document = await anyio.to_thread.run_sync(_jwks_document, runtime)
     return JSONResponse(document, headers={"Cache-Control": "public, max-age=60"})
+
+
+def _jwks_document(runtime: OAuthRuntime) -> dict[str, Any]:
+    with runtime.ctx.session() as db:
+        return jwks_document(db)
 
 
 def metadata_document(runtime: OAuthRuntime) -> dict[str, Any]:
