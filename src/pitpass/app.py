@@ -26,14 +26,14 @@ from pitpass.api.schemas import ErrorBody, FieldError
 from pitpass.config import Settings, load_settings
 from pitpass.db.migrate import is_up_to_date
 from pitpass.middleware import RequestContextMiddleware
+from pitpass.oauth.access_tokens import TokenSigner
 from pitpass.oauth.authorize import authorize_router
-from pitpass.oauth.endpoints import protocol_routes
-from pitpass.oauth.errors import method_not_allowed
-from pitpass.oauth.store import token_store
-from pitpass.oauth.token import OAuthRuntime
-from pitpass.oauth.tokens import TokenSigner
+from pitpass.oauth.responses import method_not_allowed
+from pitpass.oauth.routes import protocol_routes
+from pitpass.oauth.runtime import OAuthRuntime
 from pitpass.services import keys
 from pitpass.services.context import AppContext
+from pitpass.storage import token_store
 from pitpass.web import account, console, portal, signin
 from pitpass.web.book import book_router
 from pitpass.web.common import CsrfRejected, SignInRequired, StaffOnly, render, signin_url
@@ -91,7 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.context = context
     app.state.oauth = OAuthRuntime(context, token_store(context.engine), TokenSigner(context))
     # The protocol's plain Starlette routes go first: the token endpoint is the hot path.
-    app.router.routes[:0] = protocol_routes(context.settings.issuer_path)
+    app.state.protocol_routes = protocol_routes(context.settings.issuer_path)
+    app.router.routes[:0] = app.state.protocol_routes
     app.add_middleware(
         RequestContextMiddleware,
         hsts=context.settings.uses_https,
@@ -165,7 +166,7 @@ def _add_error_pages(app: FastAPI) -> None:
         return error.response()
 
     settings: Settings = app.state.context.settings
-    protocol_paths = {route.path for route in protocol_routes(settings.issuer_path)}
+    protocol_paths = {route.path for route in app.state.protocol_routes}
 
     @app.exception_handler(HTTPException)
     def http_error(request: Request, error: HTTPException) -> Response:
@@ -222,7 +223,7 @@ class ProtocolFastPath:
         self.app = app
         settings: Settings = app.state.context.settings
         # The protocol's paths are exact, so a dict finds the route without matching each.
-        self.routes = {route.path: route for route in protocol_routes(settings.issuer_path)}
+        self.routes = {route.path: route for route in app.state.protocol_routes}
         self.issuer = settings.issuer
         self.fast = RequestContextMiddleware(
             self._route,
@@ -237,7 +238,7 @@ class ProtocolFastPath:
         allowed = route.methods or set()
         if scope["method"] in allowed:
             # What Route.handle does, minus its exception wrapper: these endpoints turn
-            # their errors into responses themselves (oauth_endpoint), and anything else
+            # their errors into responses themselves (protocol_endpoint), and anything else
             # reaches RequestContextMiddleware's JSON 500.
             response = await route.endpoint(Request(scope, receive))
         else:

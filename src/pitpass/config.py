@@ -47,6 +47,8 @@ class Profile(BaseModel):
     claim_environment: str = "iracing_env"
     environment: str | None = None  # the value of that claim; None (null) by default
     default_scope: str = "iracing.auth"  # granted when /authorize is sent no scope
+    # Identity verification only: reads the profile endpoint, gets no refresh token.
+    identity_scope: str = "iracing.profile"
 
     @field_validator("scopes")
     @classmethod
@@ -60,9 +62,10 @@ class Profile(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _default_scope_is_known(self) -> Profile:
-        if self.default_scope not in self.scopes:
-            raise ValueError(f"default_scope {self.default_scope!r} is not one of the scopes")
+    def _named_scopes_are_known(self) -> Profile:
+        for name in ("default_scope", "identity_scope"):
+            if getattr(self, name) not in self.scopes:
+                raise ValueError(f"{name} {getattr(self, name)!r} is not one of the scopes")
         return self
 
 

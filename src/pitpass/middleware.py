@@ -11,6 +11,7 @@ import uuid
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pitpass.core.policy import error_uri
 from pitpass.logs import request_id_var
 
 access_log = logging.getLogger("pitpass.access")
@@ -128,7 +129,7 @@ async def _send_json_server_error(send: Send, request_id: str, issuer: str) -> N
             "status_reason": "Internal Server Error",
             "error": "server_error",
             "error_description": f"an unexpected error; quote request id {request_id}",
-            "error_uri": f"{issuer}/book/errors.html#server_error",
+            "error_uri": error_uri(issuer, "server_error"),
         }
     ).encode()
     await send(

@@ -43,11 +43,11 @@ def test_book_index_links_every_chapter_and_unknown_pages_are_404(sqlite_site: S
 
 
 def test_every_error_uri_lands_on_its_entry(sqlite_site: Site) -> None:
-    from pitpass.oauth.errors import STATUS, error_uri
+    from pitpass.core.policy import ERRORS, error_uri
 
     page = sqlite_site.browser().get("/oauth2/book/errors.html")
     assert page.status_code == 200
-    for error in STATUS:
+    for error in ERRORS:
         anchor = error_uri(sqlite_site.context.settings.issuer, error).split("#")[1]
         assert f'<h2 id="{anchor}">{error}</h2>' in page.text
 

@@ -15,11 +15,11 @@ from sqlalchemy import update
 from pitpass.core.masking import mask_secret
 from pitpass.db.engine import make_engine
 from pitpass.db.models import AuthorizationCode, SigningKey, utcnow
-from pitpass.oauth.store import token_store
 from pitpass.services import clients as clients_service
 from pitpass.services import keys
 from pitpass.services.members import find_by_email
 from pitpass.services.registration import ClientDetails, RegistrationError
+from pitpass.storage import token_store
 from tests.conftest import Site
 from tests.support import free_port, run_cli, server_env
 
@@ -182,12 +182,12 @@ def test_unreachable_storage_is_temporarily_unavailable(sqlite_site: Site) -> No
 
 
 def test_unexpected_failure_is_a_json_server_error(sqlite_site: Site, monkeypatch: Any) -> None:
-    from pitpass.oauth import token
+    from pitpass.oauth import token_endpoint
 
     def explode(*_args: Any) -> Any:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setitem(token.GRANTS, "refresh_token", explode)
+    monkeypatch.setitem(token_endpoint.GRANTS, "refresh_token", explode)
     client_id, secret, _member = issue(sqlite_site)
     browser = TestClient(sqlite_site.app, raise_server_exceptions=False)
     response = refresh(browser, client_id, secret, "x")

@@ -11,7 +11,7 @@ from typing import TypeVar
 import asyncpg
 import pytest
 
-from pitpass.oauth.pg_connections import ConnectionLender
+from pitpass.storage.pg_connections import ConnectionLender
 from tests.support import postgres_database
 
 pytestmark = pytest.mark.services
@@ -136,7 +136,7 @@ def test_a_connection_left_in_a_transaction_is_not_lent_again(dsn: str) -> None:
 
 
 def test_after_close_borrowing_is_refused_as_storage_unavailable(dsn: str) -> None:
-    from pitpass.oauth.store import STORAGE_UNAVAILABLE_ERRORS
+    from pitpass.storage import STORAGE_UNAVAILABLE_ERRORS
 
     async def work(lender: ConnectionLender) -> None:
         await _borrow_and_query(lender)

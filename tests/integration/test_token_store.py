@@ -1,4 +1,4 @@
-"""The protocol's storage on both engines (oauth/store.py): each engine writes with its
+"""The protocol's storage on both engines (pitpass/storage/): each engine writes with its
 own SQL, so each rule that lives in that SQL is proved on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from typing import Any, TypeVar
 import jwt
 from sqlalchemy import select
 
+from pitpass.core import policy
 from pitpass.core.masking import mask_secret
+from pitpass.core.policy import SignOutReason
 from pitpass.db.models import (
     AccessListEntry,
     AuthorizationCode,
@@ -19,7 +21,13 @@ from pitpass.db.models import (
     WebSession,
     utcnow,
 )
-from pitpass.oauth.store import NewRefreshToken, NewSession, SessionActivity, TokenStore
+from pitpass.storage import TokenStore
+from pitpass.storage.records import (
+    NewRefreshToken,
+    NewSession,
+    SessionActivity,
+    SessionsToSignOut,
+)
 from tests.conftest import GOOD_PASSWORD, Site
 from tests.integration.test_oauth_edges import (
     CALLBACK,
@@ -84,7 +92,9 @@ def test_a_rotation_is_exactly_once_and_loses_to_a_sign_out(site: Site) -> None:
     assert on_store(site, rotate_twice) == (True, False)
 
     async def sign_out_then_rotate(store: TokenStore, db: Any) -> tuple[bool, bool, Any]:
-        await store.revoke_session(db, session_id, now, "test")
+        await store.sign_out(
+            db, SessionsToSignOut(session_id=session_id), SignOutReason.RFC7009, now
+        )
         spend = await store.rotate_refresh_token(
             db, runtime.refresh_hash("a"), fresh("c"), activity
         )
@@ -128,7 +138,7 @@ def test_a_code_is_redeemed_once_with_its_session(site: Site) -> None:
 
     state, first, second, after, session = on_store(site, redeem_twice)
     assert not state.consumed and state.code.redirect_uri == CALLBACK
-    assert state.session is not None and state.session.display_name == "Test Driver"
+    assert state.member is not None and state.member.display_name == "Test Driver"
     assert (first, second) == (True, False)
     assert after.consumed and session is not None and session.member_id == member_id
 
@@ -190,7 +200,8 @@ def test_a_password_limited_token_carries_the_member_found_by_email(site: Site) 
     assert claims["sub"] == "424242" and claims["iracing_cust_id"] == 424242
     assert claims["iracing_group_ids"] == [7, 9]
     session = on_store(site, lambda store, db: store.session(db, claims["session_id"]))
-    assert session is not None and session.member_id == member.id and session.active
+    assert session is not None and session.member_id == member.id
+    assert policy.session_is_live(session, utcnow())
 
 
 def test_rfc7009_revocation_is_for_the_client_the_token_was_issued_to(site: Site) -> None:

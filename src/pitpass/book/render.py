@@ -9,30 +9,9 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFo
 from markdown_it import MarkdownIt
 
 from pitpass.config import Settings
+from pitpass.core import policy
 from pitpass.core.client_names import MAX_NAME_LENGTH, MIN_NAME_LENGTH
 from pitpass.core.redirect_uris import MAX_REDIRECT_URI_LENGTH, MAX_REDIRECT_URIS
-from pitpass.oauth.errors import STATUS
-
-# One line per error of PRODUCT.md §4: what it means and what to do.
-ERROR_EXPLANATIONS = {
-    "access_denied": "The member declined, or is not allowed. Ask again later; do not loop.",
-    "insufficient_scope": "The access token lacks the scope this endpoint needs: ask for it at "
-    "`/authorize`.",
-    "invalid_client": "The client is unknown, or its authentication failed: send the client "
-    "secret masked with the client_id, once (body or HTTP Basic).",
-    "invalid_grant": "The code or refresh token is unknown, expired, already used or issued "
-    "to another client; or the PKCE verifier or redirect_uri does not match. Start a new "
-    "authorization.",
-    "invalid_request": "A parameter is missing, repeated or malformed; the description says which.",
-    "invalid_scope": "A scope is unknown, or more than was granted.",
-    "invalid_token": "The access token is malformed, expired, or its session was signed out.",
-    "unauthorized_client": "This client may not use this flow, is disabled, or is over its "
-    "rate limit (then `Retry-After` says when to come back).",
-    "unsupported_grant_type": "Use authorization_code, refresh_token or password_limited.",
-    "unsupported_response_type": "Use response_type=code.",
-    "server_error": "Something failed on our side; quote the `x-request-id`.",
-    "temporarily_unavailable": "Try again shortly.",
-}
 
 PAGES = Path(__file__).parent / "pages"
 # Markdown is written here, not by users: autoescape would mangle it; the
@@ -66,8 +45,15 @@ def _values(settings: Settings) -> dict[str, Any]:
         "scope_list": ", ".join(
             f"`{name}` ({words})" for name, words in settings.profile.scopes.items()
         ),
-        "errors": list(STATUS.items()),
-        "explanations": ERROR_EXPLANATIONS,
+        # The policy's tables (core/policy.py), so the book never drifts from the server.
+        "errors": policy.ERRORS,
+        "grant_types": _code_list(list(policy.GRANT_TYPES)),
+        "token_auth_methods": _code_list(list(policy.TOKEN_AUTH_METHODS)),
+        "pkce_methods": _code_list(list(policy.PKCE_METHODS)),
+        "default_pkce_method": policy.DEFAULT_PKCE_METHOD,
+        "default_access_token_seconds": policy.DEFAULT_ACCESS_TOKEN_SECONDS,
+        "default_refresh_token_seconds": policy.DEFAULT_REFRESH_TOKEN_SECONDS,
+        "default_refresh_grace_seconds": policy.DEFAULT_REFRESH_GRACE_SECONDS,
     }
 
 

@@ -23,15 +23,17 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pitpass.core import pkce
+from pitpass.core import pkce, policy
+from pitpass.core.policy import OAuthError, ScopeRefused
 from pitpass.core.redirect_uris import redirect_uri_matches
-from pitpass.core.scopes import join_scope, parse_scope, unknown_scopes
-from pitpass.db.models import AuthorizationCode, Consent, Member, WebSession, utcnow
-from pitpass.oauth.errors import OAuthError, json_error, redirect_error, with_query
-from pitpass.oauth.store import ClientRecord
-from pitpass.oauth.token import OAuthRuntime
+from pitpass.db.models import Consent, Member, WebSession, utcnow
+from pitpass.oauth.requests import MAX_USER_AGENT, single_values
+from pitpass.oauth.responses import json_error, redirect_error, with_query
+from pitpass.oauth.runtime import OAuthRuntime
 from pitpass.services import audit
 from pitpass.services.clients import by_client_id
+from pitpass.storage import sync
+from pitpass.storage.records import ClientRecord, NewCode
 from pitpass.web.common import (
     SESSION_COOKIE,
     app_context,
@@ -73,15 +75,6 @@ class RedirectableError(Exception):
         self.state = state
 
 
-def single_values(pairs: list[tuple[str, str]]) -> dict[str, str]:
-    params: dict[str, str] = {}
-    for name, value in pairs:
-        if name in params:
-            raise UntrustedRedirect(OAuthError("invalid_request", f"parameter {name} is repeated"))
-        params[name] = value
-    return params
-
-
 async def check_request(runtime: OAuthRuntime, params: dict[str, str]) -> AuthorizationRequest:
     """Every check of PRODUCT.md §4, in the order that decides JSON versus redirect."""
     client_id = params.get("client_id", "")
@@ -109,16 +102,15 @@ async def check_request(runtime: OAuthRuntime, params: dict[str, str]) -> Author
         raise fail("invalid_request", "response_type missing")
     if response_type != "code":
         raise fail("unsupported_response_type", "only response_type=code is supported")
-    if "authorization_code" not in client.flows:
+    if policy.AUTHORIZATION_CODE not in client.flows:
         raise fail("unauthorized_client", "this client may not use authorization_code")
-    profile = runtime.ctx.settings.profile
-    raw_scope = params.get("scope", "")
-    wanted = parse_scope(raw_scope) if raw_scope.strip() else [profile.default_scope]
-    if extra := unknown_scopes(wanted, profile.scopes):
-        raise fail("invalid_scope", f"unknown scope {extra[0]}")
+    try:
+        scope = policy.requested_scope(params.get("scope"), runtime.ctx.settings.profile)
+    except ScopeRefused as refused:
+        raise fail("invalid_scope", str(refused)) from None
     challenge = params.get("code_challenge") or None
     method = params.get("code_challenge_method") or None
-    if method is not None and method not in pkce.METHODS:
+    if method is not None and method not in policy.PKCE_METHODS:
         raise fail("invalid_request", "code_challenge_method must be S256 or plain")
     if challenge is None:
         if method is not None:
@@ -131,10 +123,10 @@ async def check_request(runtime: OAuthRuntime, params: dict[str, str]) -> Author
     return AuthorizationRequest(
         client=client,
         redirect_uri=redirect_uri,
-        scope=join_scope(wanted),
+        scope=scope,
         state=state,
         code_challenge=challenge,
-        code_challenge_method=(method or pkce.DEFAULT_METHOD) if challenge else None,
+        code_challenge_method=(method or policy.DEFAULT_PKCE_METHOD) if challenge else None,
         force_verify="verify" in params.get("prompt", "").split(),
         verified_after=int(marker) if marker.isdigit() else None,
         params={k: v for k, v in params.items() if k != VERIFY_MARKER},
@@ -179,8 +171,9 @@ def _issue_code(
 ) -> RedirectResponse:
     code = secrets.token_urlsafe(32)
     caller = client_of(request)
-    db.add(
-        AuthorizationCode(
+    sync.insert_code(
+        db,
+        NewCode(
             code_hash=runtime.code_hash(code),
             client_pk=auth.client.pk,
             member_id=member.id,
@@ -193,9 +186,9 @@ def _issue_code(
             expires_at=utcnow()
             + timedelta(seconds=runtime.ctx.settings.authorization_code_seconds),
             ip=caller.ip,
-            user_agent=(caller.user_agent or "")[:512] or None,
+            user_agent=(caller.user_agent or "")[:MAX_USER_AGENT] or None,
             web_session_id=web_session.id,
-        )
+        ),
     )
     params = {"code": code}
     if auth.state is not None:
@@ -226,13 +219,13 @@ def _consent_page(
     request: Request, auth: AuthorizationRequest, db: Session, status_code: int = 200
 ) -> Response:
     client = by_client_id(db, auth.client.client_id)
-    scopes = app_context(request).settings.profile.scopes
+    profile = app_context(request).settings.profile
     return render(
         request,
         "consent.html",
         {
             "client": client,
-            "scopes": [(s, scopes[s]) for s in auth.scope.split()],
+            "scopes": policy.scope_meanings(auth.scope, profile),
             "params": auth.params,
             "action": request.url.path,
         },
@@ -308,8 +301,11 @@ def authorize_router(issuer_path: str) -> APIRouter:
         then answer it in a worker thread: the ORM's queries must not hold up the loop,
         which also serves the token endpoint."""
         try:
+            # A repeated parameter is answered before the client is known: never redirected.
             auth = await check_request(runtime, single_values(params))
             return await anyio.to_thread.run_sync(answer, auth)
+        except OAuthError as error:
+            return json_error(runtime.issuer, error)
         except UntrustedRedirect as untrusted:
             return json_error(runtime.issuer, untrusted.error)
         except RedirectableError as redirectable:

@@ -8,8 +8,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from ua_parser import parse as parse_user_agent
 
+from pitpass.core.policy import SignOutReason
 from pitpass.db.models import Client, Consent, Member, OAuthSession, utcnow
 from pitpass.services import audit
+from pitpass.storage import sync
+from pitpass.storage.records import SessionsToSignOut
 
 
 def browser_and_os(user_agent: str | None) -> tuple[str | None, str | None]:
@@ -31,18 +34,9 @@ class ConnectedApp:
 
 
 def connected_apps(db: Session, member: Member) -> list[ConnectedApp]:
-    now = utcnow()
     apps: dict[int, ConnectedApp] = {}
-    live = db.scalars(
-        select(OAuthSession)
-        .where(
-            OAuthSession.member_id == member.id,
-            OAuthSession.revoked_at.is_(None),
-            OAuthSession.expires_at > now,
-        )
-        .order_by(OAuthSession.last_activity_at.desc())
-    )
-    for session in live:
+    live = sync.live_sessions(db, member.id, utcnow())
+    for session in sorted(live, key=lambda s: s.last_activity_at, reverse=True):
         if session.client_pk not in apps:
             client = db.get(Client, session.client_pk)
             assert client is not None
@@ -61,16 +55,8 @@ def connected_apps(db: Session, member: Member) -> list[ConnectedApp]:
 
 
 def sign_out_session(db: Session, member: Member, session_id: str, ip: str | None) -> bool:
-    moved = db.execute(
-        update(OAuthSession)
-        .where(
-            OAuthSession.id == session_id,
-            OAuthSession.member_id == member.id,
-            OAuthSession.revoked_at.is_(None),
-        )
-        .values(revoked_at=utcnow(), revoked_reason="member_signed_out")
-    )
-    done = bool(moved.rowcount)  # type: ignore[attr-defined]
+    which = SessionsToSignOut(session_id=session_id, member_id=member.id)
+    done = sync.sign_out(db, which, SignOutReason.MEMBER_SIGNED_OUT, utcnow()) > 0
     if done:
         audit.record(
             db,
@@ -88,15 +74,8 @@ def disconnect(
 ) -> None:
     """Sign every session of `client` out; with `withdraw_consent`, ask again next time."""
     now = utcnow()
-    db.execute(
-        update(OAuthSession)
-        .where(
-            OAuthSession.member_id == member.id,
-            OAuthSession.client_pk == client.id,
-            OAuthSession.revoked_at.is_(None),
-        )
-        .values(revoked_at=now, revoked_reason="member_disconnected")
-    )
+    which = SessionsToSignOut(member_id=member.id, client_pk=client.id)
+    sync.sign_out(db, which, SignOutReason.MEMBER_DISCONNECTED, now)
     if withdraw_consent:
         db.execute(
             update(Consent)

@@ -23,9 +23,9 @@ from sqlalchemy import func, select
 
 from pitpass.config import Settings
 from pitpass.db.models import Client, SigningKey, utcnow
-from pitpass.oauth.store import ClientRecord, SessionRecord
 from pitpass.services import keys
 from pitpass.services.context import AppContext
+from pitpass.storage.records import ClientRecord, SessionRecord
 
 KEY_REFRESH_SECONDS = 30.0  # a key rotated by another process is picked up this fast
 CLOCK_SKEW_SECONDS = 5
@@ -87,7 +87,7 @@ class TokenSigner:
         issued = int(now.timestamp())
         claims: dict[str, Any] = {
             "iss": self.settings.issuer,
-            "sub": str(session.customer_id),
+            "sub": str(session.member.customer_id),
             "aud": [client.client_id, *client.audiences],
             "exp": issued + client.access_token_seconds,
             "iat": issued,
@@ -96,8 +96,8 @@ class TokenSigner:
             "session_id": session.session_id,
             "client_id": client.client_id,
             "scope": scope,
-            profile.claim_customer_id: session.customer_id,
-            profile.claim_group_ids: session.group_ids,
+            profile.claim_customer_id: session.member.customer_id,
+            profile.claim_group_ids: session.member.group_ids,
             profile.claim_environment: profile.environment,
         }
         state = self.state()

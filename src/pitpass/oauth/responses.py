@@ -3,55 +3,32 @@
 A JSON body `{status, status_reason, error, error_description, error_uri}`
 when the client or its redirect URI cannot be trusted (and at /token), or a
 redirect carrying `error`, `error_description`, `error_uri` and `state` when
-they can. Each `error_uri` lands on the error's entry in the developer book.
+they can. The table of errors is the policy's (core/policy.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import urlencode
 
-from starlette.responses import JSONResponse, RedirectResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
-# error → (HTTP status, status_reason); invalid_client's reason is the reference's own.
-STATUS = {
-    "access_denied": (401, "Unauthorized"),
-    "insufficient_scope": (403, "Forbidden"),
-    "invalid_client": (403, "Unauthorized"),
-    "invalid_grant": (400, "Bad Request"),
-    "invalid_request": (400, "Bad Request"),
-    "invalid_scope": (400, "Bad Request"),
-    "invalid_token": (401, "Unauthorized"),
-    "unauthorized_client": (400, "Bad Request"),
-    "unsupported_grant_type": (400, "Bad Request"),
-    "unsupported_response_type": (400, "Bad Request"),
-    "server_error": (500, "Internal Server Error"),
-    "temporarily_unavailable": (503, "Service Unavailable"),
-}
+from pitpass.core.policy import ERRORS, OAuthError, error_uri
+from pitpass.oauth.runtime import OAuthRuntime, runtime_of
+from pitpass.storage import STORAGE_UNAVAILABLE_ERRORS
+
+log = logging.getLogger("pitpass.oauth")
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}  # RFC 6749 §5.1
 
-
-class OAuthError(Exception):
-    def __init__(self, error: str, description: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(description)
-        if error not in STATUS:
-            raise ValueError(f"unknown OAuth error {error!r}")
-        self.error = error
-        self.description = description
-        self.headers = headers or {}
-
-    @property
-    def status(self) -> int:
-        return STATUS[self.error][0]
+Endpoint = Callable[[Request], Awaitable[Response]]
+Handler = Callable[[Request, OAuthRuntime], Awaitable[Response]]
 
 
 def storage_unavailable() -> OAuthError:
     return OAuthError("temporarily_unavailable", "storage is unavailable; retry shortly")
-
-
-def error_uri(issuer: str, error: str) -> str:
-    return f"{issuer}/book/errors.html#{error}"
 
 
 def _error_body(
@@ -67,14 +44,14 @@ def _error_body(
 
 
 def json_error(issuer: str, error: OAuthError) -> JSONResponse:
-    status, reason = STATUS[error.error]
-    body = _error_body(issuer, status, reason, error.error, error.description)
+    rule = ERRORS[error.error]
+    body = _error_body(issuer, rule.status, rule.reason, error.error, error.description)
     headers = NO_STORE | error.headers
     if error.error == "invalid_token":
         headers["WWW-Authenticate"] = (
             f'Bearer error="invalid_token", error_description="{error.description}"'
         )
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(body, status_code=rule.status, headers=headers)
 
 
 def method_not_allowed(issuer: str, allowed: Iterable[str]) -> JSONResponse:
@@ -104,3 +81,21 @@ def redirect_error(
         params["state"] = state
     params["iss"] = issuer  # RFC 9207 §2: on errors too
     return RedirectResponse(with_query(redirect_uri, params), status_code=302)
+
+
+def protocol_endpoint(handler: Handler) -> Endpoint:
+    """A plain Starlette endpoint whose OAuthError, or unavailable storage, becomes the
+    JSON error shape of PRODUCT.md §4."""
+
+    async def endpoint(request: Request) -> Response:
+        runtime = runtime_of(request)
+        try:
+            return await handler(request, runtime)
+        except OAuthError as error:
+            return json_error(runtime.issuer, error)
+        except STORAGE_UNAVAILABLE_ERRORS:
+            log.exception("protocol endpoint: storage unavailable")
+            return json_error(runtime.issuer, storage_unavailable())
+
+    endpoint.__name__ = handler.__name__
+    return endpoint

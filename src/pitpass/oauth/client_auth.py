@@ -1,0 +1,91 @@
+"""Client authentication (RFC 6749 §2.3): the masked secret (PRODUCT.md §4) in the form
+body or with HTTP Basic; public clients send their client_id alone."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+from urllib.parse import unquote_plus
+
+from pitpass.core.policy import OAuthError
+from pitpass.db.models import utcnow
+from pitpass.oauth.requests import Caller
+from pitpass.oauth.runtime import OAuthRuntime
+from pitpass.services.clients import secret_hash
+from pitpass.storage.records import ClientRecord
+
+
+def _basic_credentials(header: str | None) -> tuple[str, str] | None:
+    """RFC 6749 §2.3.1: Basic base64(urlencode(client_id) ":" urlencode(secret))."""
+    if not header or header[:6].lower() != "basic ":
+        return None
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise OAuthError("invalid_request", "malformed HTTP Basic credentials") from None
+    client_id, colon, secret = decoded.partition(":")
+    if not colon:
+        raise OAuthError("invalid_request", "malformed HTTP Basic credentials")
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+async def authenticate_client(
+    runtime: OAuthRuntime, params: dict[str, str], authorization: str | None, caller: Caller
+) -> ClientRecord:
+    basic = _basic_credentials(authorization)
+    client_id = params.get("client_id", "")
+    secret = params.get("client_secret")
+    if basic is not None:
+        if secret is not None:
+            raise OAuthError(
+                "invalid_request", "send the client secret in the body or with Basic, not both"
+            )
+        if client_id and client_id != basic[0]:
+            raise OAuthError("invalid_request", "client_id differs from the Basic credentials")
+        client_id, secret = basic
+    if not client_id:
+        raise OAuthError("invalid_request", "client_id missing")
+    client = await runtime.store.client(client_id, utcnow())
+    if client is None:
+        raise _failed(runtime, client_id, caller, "unknown client")
+    if client.is_disabled:
+        raise OAuthError("unauthorized_client", "this client is disabled")
+    if not client.is_confidential:
+        if secret:
+            raise OAuthError("invalid_client", "this is a public client: it has no secret to send")
+        return client
+    if not secret:
+        raise _failed(runtime, client_id, caller, "client_secret missing: send it masked")
+    presented = secret_hash(runtime.ctx, secret)
+    # Every live secret is compared, in constant time (RFC 6749 §10.1, rotation grace).
+    matched = False
+    for stored in client.secret_hashes:
+        matched |= hmac.compare_digest(presented, stored)
+    if not matched:
+        raise _failed(
+            runtime,
+            client_id,
+            caller,
+            "client authentication failed: send the secret masked with the client_id",
+        )
+    return client
+
+
+def _failed(runtime: OAuthRuntime, client_id: str, caller: Caller, why: str) -> OAuthError:
+    """Count the failure; over the limit, say when to come back (PRODUCT.md §4).
+
+    Only failures touch the limiter, so a correct request never waits on it (or
+    on Redis): guessing a 256-bit secret fails either way, the limit tames the
+    load of the guessing.
+    """
+    throttle = runtime.ctx.throttles.client_auth
+    key = f"{client_id}:{caller.ip}"
+    throttle.count_failure(key)
+    if (wait := throttle.retry_after(key)) is not None:
+        return OAuthError(
+            "invalid_client",
+            f"too many failed client authentications; retry in {wait} seconds",
+            {"Retry-After": str(wait)},
+        )
+    return OAuthError("invalid_client", why)

@@ -1,0 +1,1 @@
+"""The grants of `POST /token` (PRODUCT.md §4), one module each."""

@@ -1,0 +1,87 @@
+"""The refresh_token grant (RFC 6749 §6): single use, rotated on every refresh, reuse
+ends the session (RFC 9700 §4.14.2) unless inside the client's grace period."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+from pitpass.core import policy
+from pitpass.core.policy import OAuthError, ScopeRefused, SignOutReason
+from pitpass.db.models import utcnow
+from pitpass.oauth.grants.common import new_refresh, require, token_response
+from pitpass.oauth.requests import Caller
+from pitpass.oauth.runtime import OAuthRuntime
+from pitpass.storage.records import (
+    ClientRecord,
+    RefreshState,
+    SessionActivity,
+    SessionRecord,
+    SessionsToSignOut,
+)
+
+
+async def refresh_token_grant(
+    runtime: OAuthRuntime, client: ClientRecord, params: dict[str, str], caller: Caller
+) -> JSONResponse:
+    """Judge the token on a read, then spend and replace it in one conditional write.
+
+    Losing the write to a concurrent request makes this a reuse: the token is judged
+    again, now spent (RFC 9700 §4.14.2).
+    """
+    require(params, "refresh_token")
+    store, now = runtime.store, utcnow()
+    spent_hash = runtime.refresh_hash(params["refresh_token"])
+    expires_at = policy.session_expires_at(
+        now, client.access_token_seconds, client.refresh_token_seconds
+    )
+    activity = SessionActivity(now, expires_at, caller.ip, caller.user_agent)
+    async with store.connection() as db:
+        for _judgement in ("first", "after a lost race"):
+            state = await store.refresh_state(db, spent_hash)
+            session, still_unspent = await _usable_refresh(runtime, db, client, state, now)
+            try:
+                scope = policy.narrowed_scope(params.get("scope"), session.scope)
+            except ScopeRefused as refused:
+                raise OAuthError("invalid_scope", str(refused)) from None
+            refresh, stored = new_refresh(runtime, client, session.session_id, now)
+            spend = spent_hash if still_unspent else None
+            if await store.rotate_refresh_token(db, spend, stored, activity):
+                return token_response(runtime, client, session, scope, refresh, now, caller)
+    raise OAuthError("invalid_grant", "the session was signed out")
+
+
+async def _usable_refresh(
+    runtime: OAuthRuntime,
+    db: Any,
+    client: ClientRecord,
+    state: RefreshState | None,
+    now: datetime,
+) -> tuple[SessionRecord, bool]:
+    """The token's session, and whether the token is still to be spent; else OAuthError."""
+    if state is None:
+        raise OAuthError("invalid_grant", "unknown refresh token")
+    if state.used_at is None:
+        if state.expires_at <= now:
+            raise OAuthError("invalid_grant", "refresh token expired")
+        still_unspent = True
+    else:
+        grace = client.refresh_grace_seconds
+        # `now` was read before another request's `used_at`: a racer can see a negative
+        # age, so a grace of 0 must mean no grace at all, not "age <= 0".
+        if not (grace > 0 and (now - state.used_at).total_seconds() <= grace):
+            # RFC 9700 §4.14.2: a refresh token used twice means it leaked; end the session.
+            which = SessionsToSignOut(session_id=state.session.session_id)
+            await runtime.store.sign_out(db, which, SignOutReason.REFRESH_TOKEN_REUSE, now)
+            raise OAuthError(
+                "invalid_grant", "refresh token already used: the whole session is revoked"
+            )
+        still_unspent = False  # a retry inside the client's grace period
+    session = state.session
+    if session.client_pk != client.pk:
+        raise OAuthError("invalid_grant", "this refresh token was issued to another client")
+    if (why := policy.why_not_live(session, now)) is not None:
+        raise OAuthError("invalid_grant", why)
+    return session, still_unspent

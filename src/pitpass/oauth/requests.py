@@ -1,0 +1,67 @@
+"""Reading a protocol request: one rule each for repeated parameters, the body (size and
+content type) and the caller (RFC 6749 §3.1, §3.2)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+
+from pitpass.core.policy import OAuthError
+
+FORM = "application/x-www-form-urlencoded"
+MAX_BODY = 16 * 1024  # a protocol form is a few hundred bytes
+MAX_USER_AGENT = 512  # what a session records of it
+
+
+@dataclass
+class Caller:
+    ip: str | None
+    user_agent: str | None
+    headers: dict[str, str] = field(default_factory=dict)  # extra response headers
+
+
+def caller_of(request: Request) -> Caller:
+    return Caller(
+        ip=request.client.host if request.client else None,
+        user_agent=(request.headers.get("user-agent") or "")[:MAX_USER_AGENT] or None,
+    )
+
+
+def single_values(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The parameters, each once: a repeated one is invalid_request (RFC 6749 §3.1, §3.2)."""
+    params: dict[str, str] = {}
+    for name, value in pairs:
+        if name in params:
+            raise OAuthError("invalid_request", f"parameter {name} is repeated")
+        params[name] = value
+    return params
+
+
+def parse_form(body: bytes) -> dict[str, str]:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise OAuthError("invalid_request", "the form body is not UTF-8") from None
+    return single_values(parse_qsl(text, keep_blank_values=True))
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """The form body's parameters. An empty body has none, whatever its content type;
+    any other body must be a form of at most MAX_BODY bytes, and reading stops there."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise OAuthError("invalid_request", "the request body is too large")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise OAuthError("invalid_request", "the request body is too large")
+    if not body:
+        return {}
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != FORM:
+        raise OAuthError("invalid_request", f"send the parameters as {FORM}")
+    return parse_form(bytes(body))

@@ -1,0 +1,30 @@
+"""The protocol's route table (PRODUCT.md §4), built once per application."""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+
+from pitpass.oauth import discovery, introspection, member_endpoints, revocation, token_endpoint
+from pitpass.oauth.responses import Handler, protocol_endpoint
+
+
+def protocol_routes(issuer_path: str) -> list[Route]:
+    base = issuer_path.rstrip("/")
+
+    def route(path: str, handler: Handler, method: str) -> Route:
+        return Route(path, protocol_endpoint(handler), methods=[method])
+
+    return [
+        route(f"{base}/token", token_endpoint.token, "POST"),
+        route(f"{base}/introspect", introspection.introspect, "POST"),
+        route(f"{base}/revoke", revocation.revoke, "POST"),
+        route(f"{base}/revoke/current", member_endpoints.revoke_current, "POST"),
+        route(f"{base}/revoke/sessions", member_endpoints.revoke_listed_sessions, "POST"),
+        route(f"{base}/revoke/client", member_endpoints.revoke_client, "POST"),
+        route(f"{base}/iracing/profile", member_endpoints.profile, "GET"),
+        route(f"{base}/sessions", member_endpoints.sessions, "GET"),
+        route(f"{base}/jwks", discovery.jwks, "GET"),
+        # RFC 8414 §3, and under the issuer path where many clients look.
+        route(f"/.well-known/oauth-authorization-server{base}", discovery.metadata, "GET"),
+        route(f"{base}/.well-known/oauth-authorization-server", discovery.metadata, "GET"),
+    ]

@@ -1,0 +1,41 @@
+"""The protocol store: the one owner of codes, sessions and refresh tokens.
+
+ARCHITECTURE.md "Hot path": the ORM and its async drivers cost the token
+endpoint most of its speed, so the few statements the protocol needs are plain
+SQL on a driver connection, one engine per module:
+
+- SQLite (sqlite.py): stdlib `sqlite3`, one connection kept by the event loop's
+  thread; a statement costs microseconds and never waits on a network.
+- PostgreSQL (postgres.py): `asyncpg` connections lent one request at a time
+  (pg_connections.py); writes that must happen together are one statement.
+
+Pages, the API, the CLI and services are synchronous and hold an ORM session:
+they write through `storage.sync`, which runs the same statements on it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import asyncpg
+from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
+
+from pitpass.storage.clients import ClientCache
+from pitpass.storage.codes import CodeStore
+from pitpass.storage.refresh_tokens import RefreshTokenStore
+from pitpass.storage.sessions import SessionStore
+
+# The database is down or refusing: the client should retry (temporarily_unavailable).
+STORAGE_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    sqlite3.OperationalError,
+    SQLAlchemyOperationalError,  # the ORM's statements, on the endpoints that use it
+    OSError,  # connection refused or reset
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, cannot connect now
+    asyncpg.exceptions.InsufficientResourcesError,  # too many connections
+)
+
+
+class TokenStore(ClientCache, CodeStore, SessionStore, RefreshTokenStore):
+    """Every contract of the protocol's storage; each engine implements the writes."""

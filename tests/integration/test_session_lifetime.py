@@ -1,0 +1,80 @@
+"""One session lifetime and one "is this session live" rule (core/policy.py): whatever a
+client's token lifetimes, `/oauth2/sessions` lists a session exactly when introspection
+calls its access token active, on both engines and for both grants that open sessions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jwt
+import pytest
+
+from pitpass.core.masking import mask_secret
+from pitpass.db.models import AccessListEntry, utcnow
+from pitpass.services import clients as clients_service
+from pitpass.services.members import find_by_email
+from tests.conftest import GOOD_PASSWORD, Site
+from tests.integration.test_oauth_edges import mint_code, new_client, redeem
+
+
+def _client_with_lifetimes(site: Site, refresh_token_seconds: int) -> tuple[str, str, int]:
+    staff = site.add_member("staff@example.com", staff=True)
+    member = site.add_member("racer@example.com")
+    client_id, secret, client_pk = new_client(
+        site, "Lifetime Client", ["authorization_code", "password_limited"]
+    )
+    with site.context.session() as db:
+        client = clients_service.by_client_id(db, client_id)
+        actor = find_by_email(db, "staff@example.com")
+        assert client is not None and actor is not None
+        clients_service.set_lifetimes(
+            db, client, actor, {"refresh_token_seconds": refresh_token_seconds}
+        )
+        db.add(
+            AccessListEntry(
+                client_pk=client_pk, member_id=member.id, added_by_id=staff.id, accepted_at=utcnow()
+            )
+        )
+    return client_id, secret, member.id
+
+
+def _access_token(site: Site, grant: str, client_id: str, secret: str, member_id: int) -> str:
+    browser = site.browser()
+    if grant == "authorization_code":
+        answer = redeem(browser, client_id, secret, mint_code(site, client_id, member_id))
+    else:
+        answer = browser.post(
+            "/oauth2/token",
+            data={
+                "grant_type": "password_limited",
+                "client_id": client_id,
+                "client_secret": secret,
+                "username": "racer@example.com",
+                "password": mask_secret(GOOD_PASSWORD, "racer@example.com"),
+            },
+        )
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["access_token"])
+
+
+@pytest.mark.parametrize("grant", ["authorization_code", "password_limited"])
+@pytest.mark.parametrize("refresh_token_seconds", [0, 60, 604_800])
+def test_sessions_and_introspection_agree_for_every_lifetime(
+    site: Site, grant: str, refresh_token_seconds: int
+) -> None:
+    client_id, secret, member_id = _client_with_lifetimes(site, refresh_token_seconds)
+    token = _access_token(site, grant, client_id, secret, member_id)
+    session_id = jwt.decode(token, options={"verify_signature": False})["session_id"]
+    browser = site.browser()
+    listed: Any = browser.get("/oauth2/sessions", headers={"Authorization": f"Bearer {token}"})
+    assert listed.status_code == 200, listed.text
+    introspected = browser.post(
+        "/oauth2/introspect", data={"client_id": client_id, "client_secret": secret, "token": token}
+    ).json()
+    listed_ids = [view["session_id"] for view in listed.json()["sessions"]]
+    assert (session_id in listed_ids) == introspected["active"]
+    # A freshly issued token's session is live: both say so.
+    assert introspected["active"] is True
+    # It lives at least as long as the access token (never ends before it).
+    view = next(v for v in listed.json()["sessions"] if v["session_id"] == session_id)
+    assert view["session_expiration"] >= introspected["exp"]
