@@ -22,7 +22,7 @@ run: $(VENV)/.installed
 	$(BIN)/pitpass setup
 	$(BIN)/pitpass serve --host 127.0.0.1 --port 8000
 
-## test: install the dev dependencies, check style and types, run the whole suite
+## test: install the dev dependencies, check style, types and layers, run the whole suite
 test: $(VENV)/.dev-installed lint
 	$(BIN)/python -m pytest
 
@@ -30,10 +30,11 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 
 ## bench: the registration lists benchmark (JSON on stdout); see bench/ for the scenarios
 bench: $(VENV)/.dev-installed
 	$(BIN)/python -m bench registration
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -131,9 +131,9 @@ def seed(app_context: Any, requests: int, clients: int) -> None:
 
 def signed_in(client: TestClient, app_context: Any, member_id: int) -> None:
     """Give the test client a session cookie without the emailed-code dance."""
+    from pitpass.http.cookies import SESSION_COOKIE
     from pitpass.services.signin import Client as RequestOrigin
     from pitpass.services.signin import open_web_session
-    from pitpass.web.common import SESSION_COOKIE
 
     with app_context.session() as db:
         member = db.get(Member, member_id)

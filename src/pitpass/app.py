@@ -25,6 +25,10 @@ from pitpass.api import v1 as api_v1
 from pitpass.api.schemas import ErrorBody, FieldError
 from pitpass.config import Settings, load_settings
 from pitpass.db.migrate import is_up_to_date
+from pitpass.http.csrf import CsrfRejected
+from pitpass.http.members import SignInRequired, StaffOnly, signin_url
+from pitpass.http.render import render
+from pitpass.http.status import MALFORMED, status_text
 from pitpass.middleware import RequestContextMiddleware
 from pitpass.oauth.access_tokens import TokenSigner
 from pitpass.oauth.authorize import authorize_router
@@ -36,7 +40,6 @@ from pitpass.services.context import AppContext
 from pitpass.storage import token_store
 from pitpass.web import account, console, portal, signin
 from pitpass.web.book import book_router
-from pitpass.web.common import CsrfRejected, SignInRequired, StaffOnly, render, signin_url
 
 log = logging.getLogger("pitpass.app")
 
@@ -173,15 +176,14 @@ def _add_error_pages(app: FastAPI) -> None:
         if error.status_code == 405 and request.url.path in protocol_paths:
             allowed = (error.headers or {}).get("Allow", "").split(", ")
             return method_not_allowed(settings.issuer, allowed)
+        named = status_text(error.status_code)
         if _is_api(request):
-            code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "error")
-            body = ErrorBody(error=code, error_description=str(error.detail))
+            body = ErrorBody(error=named.api_error, error_description=str(error.detail))
             return JSONResponse(body.model_dump(), status_code=error.status_code)
-        titles = {404: "Page not found", 405: "Method not allowed"}
         return render(
             request,
             "error.html",
-            {"title": titles.get(error.status_code, "Request refused"), "detail": error.detail},
+            {"title": named.title, "detail": error.detail},
             status_code=error.status_code,
         )
 
@@ -196,7 +198,7 @@ def _add_error_pages(app: FastAPI) -> None:
                 for item in error.errors()
             ]
             body = ErrorBody(
-                error="invalid_request",
+                error=MALFORMED.api_error,
                 error_description="; ".join(f"{f.field}: {f.message}" for f in fields),
                 fields=fields,
             )
@@ -204,7 +206,7 @@ def _add_error_pages(app: FastAPI) -> None:
         return render(
             request,
             "error.html",
-            {"title": "Bad request", "detail": "The request was malformed; nothing was changed."},
+            {"title": MALFORMED.title, "detail": "The request was malformed; nothing was changed."},
             status_code=400,
         )
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from pitpass.core.masking import mask_secret
-from pitpass.web.common import CHALLENGE_COOKIE, REMEMBER_COOKIE, SESSION_COOKIE
+from pitpass.http.cookies import CHALLENGE_COOKIE, REMEMBER_COOKIE, SESSION_COOKIE
 from tests.support import TEST_SECRET_KEY, dump_database, live_server, smtp_env, smtp_server
 
 EMAIL = "secret.keeper@example.com"

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from pitpass.db.models import AuditEvent, RememberedBrowser, SignInChallenge, WebSession, utcnow
+from pitpass.http.cookies import CHALLENGE_COOKIE, REMEMBER_COOKIE, SESSION_COOKIE
 from pitpass.services.signin import BAD_CREDENTIALS
-from pitpass.web.common import CHALLENGE_COOKIE, REMEMBER_COOKIE, SESSION_COOKIE
 from tests.conftest import GOOD_PASSWORD, Site
 
 EMAIL = "driver@example.com"

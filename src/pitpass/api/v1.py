@@ -36,20 +36,15 @@ from pitpass.api.schemas import (
     api_field,
 )
 from pitpass.db.models import Client, Member, RegistrationRequest
+from pitpass.http.caller import client_of
+from pitpass.http.context import app_context, deliver_later
+from pitpass.http.csrf import CsrfRejected, csrf_token, require_csrf
+from pitpass.http.members import current_member
 from pitpass.services import clients as clients_service
 from pitpass.services import registration
 from pitpass.services.clients import RevealRefused
 from pitpass.services.context import AppContext
 from pitpass.services.registration import ClientDetails, RegistrationError
-from pitpass.web.common import CsrfRejected as _CsrfRejected
-from pitpass.web.common import (
-    app_context,
-    client_of,
-    csrf_token,
-    current_member,
-    deliver_later,
-    require_csrf,
-)
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Bad input; `fields` names each field at fault"},
@@ -118,7 +113,7 @@ def changing(request: Request, x_csrf_token: Annotated[str, Header()] = "") -> M
     member = signed_in(request)
     try:
         require_csrf(request, x_csrf_token)
-    except _CsrfRejected:
+    except CsrfRejected:
         raise ApiError(
             403,
             "csrf_token_missing",

@@ -27,6 +27,11 @@ from pitpass.core import pkce, policy
 from pitpass.core.policy import OAuthError, ScopeRefused
 from pitpass.core.redirect_uris import redirect_uri_matches
 from pitpass.db.models import Consent, Member, WebSession, utcnow
+from pitpass.http.caller import client_of
+from pitpass.http.context import app_context
+from pitpass.http.csrf import require_csrf
+from pitpass.http.members import browser_session, signin_url
+from pitpass.http.render import render
 from pitpass.oauth.requests import MAX_USER_AGENT, single_values
 from pitpass.oauth.responses import json_error, redirect_error, with_query
 from pitpass.oauth.runtime import OAuthRuntime
@@ -34,14 +39,6 @@ from pitpass.services import audit
 from pitpass.services.clients import by_client_id
 from pitpass.storage import sync
 from pitpass.storage.records import ClientRecord, NewCode
-from pitpass.web.common import (
-    SESSION_COOKIE,
-    app_context,
-    client_of,
-    render,
-    require_csrf,
-    signin_url,
-)
 
 VERIFY_MARKER = "pitpass_verified_after"  # our own parameter; clients never send it
 
@@ -134,17 +131,9 @@ async def check_request(runtime: OAuthRuntime, params: dict[str, str]) -> Author
 
 
 def _web_session(request: Request, db: Session) -> WebSession | None:
-    token = request.cookies.get(SESSION_COOKIE)
-    if not token:
-        return None
-    context = app_context(request)
-    return db.scalar(
-        select(WebSession).where(
-            WebSession.token_hash == context.keyring.token_hash(token),
-            WebSession.revoked_at.is_(None),
-            WebSession.expires_at > utcnow(),
-        )
-    )
+    # Its member comes with it, so the db.get(Member, ...) that follows reads no row.
+    signed_in = browser_session(request, db)
+    return signed_in.web_session if signed_in else None
 
 
 def _consented(db: Session, member: Member, auth: AuthorizationRequest) -> bool:

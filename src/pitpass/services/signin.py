@@ -249,19 +249,27 @@ def open_web_session(
     return token
 
 
-def signed_in_member(ctx: AppContext, db: Session, token: str | None) -> Member | None:
+@dataclass(frozen=True)
+class SignedIn:
+    web_session: WebSession
+    member: Member
+
+
+def live_web_session(ctx: AppContext, db: Session, token: str | None) -> SignedIn | None:
+    """The one rule for a live web session: known, not revoked, not expired, member enabled."""
     if not token:
         return None
-    return db.scalar(
-        select(Member)
-        .join(WebSession, WebSession.member_id == Member.id)
+    row = db.execute(
+        select(WebSession, Member)
+        .join(Member, WebSession.member_id == Member.id)
         .where(
             WebSession.token_hash == ctx.keyring.token_hash(token),
             WebSession.revoked_at.is_(None),
             WebSession.expires_at > utcnow(),
             Member.is_disabled.is_(False),
         )
-    )
+    ).first()
+    return SignedIn(web_session=row[0], member=row[1]) if row else None
 
 
 def close_web_session(ctx: AppContext, db: Session, token: str | None, client: Client) -> None:

@@ -7,18 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from pitpass.http.caller import client_of
+from pitpass.http.context import app_context
+from pitpass.http.cookies import REMEMBER_COOKIE, delete_cookie
+from pitpass.http.csrf import require_csrf
+from pitpass.http.render import render
 from pitpass.services import audit, connected_apps, signin
 from pitpass.services import clients as clients_service
 from pitpass.services.registration import RegistrationError
-from pitpass.web.common import (
-    REMEMBER_COOKIE,
-    app_context,
-    client_of,
-    delete_cookie,
-    render,
-    require_csrf,
-    require_member,
-)
+from pitpass.web.guards import require_member
 
 router = APIRouter()
 

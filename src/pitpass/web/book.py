@@ -7,7 +7,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 
 from pitpass.book.render import chapters, render_chapter
-from pitpass.web.common import app_context, render
+from pitpass.http.context import app_context
+from pitpass.http.render import render
 
 
 def book_router(issuer_path: str) -> APIRouter:

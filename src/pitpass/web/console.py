@@ -10,18 +10,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
 from pitpass.db.models import Member, RegistrationRequest, utcnow
+from pitpass.http.caller import client_of
+from pitpass.http.context import app_context, deliver_later
+from pitpass.http.csrf import require_csrf
+from pitpass.http.render import render
 from pitpass.services import audit, registration
 from pitpass.services import clients as clients_service
 from pitpass.services.crypto import SealError
 from pitpass.services.registration import ClientDetails, RegistrationError
-from pitpass.web.common import (
-    app_context,
-    client_of,
-    deliver_later,
-    render,
-    require_csrf,
-    require_staff,
-)
+from pitpass.web.guards import require_staff
 
 router = APIRouter(prefix="/console")
 

@@ -9,18 +9,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from pitpass.db.models import Client, Member, RegistrationRequest
+from pitpass.http.caller import client_of
+from pitpass.http.context import app_context, deliver_later
+from pitpass.http.csrf import require_csrf
+from pitpass.http.render import render
 from pitpass.services import clients as clients_service
 from pitpass.services import registration
 from pitpass.services.context import AppContext
 from pitpass.services.registration import ClientDetails, RegistrationError
-from pitpass.web.common import (
-    app_context,
-    client_of,
-    deliver_later,
-    render,
-    require_csrf,
-    require_member,
-)
+from pitpass.web.guards import require_member
 
 router = APIRouter(prefix="/portal")
 

@@ -9,23 +9,22 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from pitpass.core.paths import safe_next_path
 from pitpass.db.models import Member, SignInChallenge
+from pitpass.http.caller import client_of
+from pitpass.http.context import app_context, deliver_later
+from pitpass.http.cookies import (
+    CHALLENGE_COOKIE,
+    REMEMBER_COOKIE,
+    SESSION_COOKIE,
+    delete_cookie,
+    set_cookie,
+)
+from pitpass.http.csrf import require_csrf
+from pitpass.http.members import current_member
+from pitpass.http.render import render
 from pitpass.services import members as members_service
 from pitpass.services import signin
 from pitpass.services.context import AppContext
 from pitpass.services.members import NewMember
-from pitpass.web.common import (
-    CHALLENGE_COOKIE,
-    REMEMBER_COOKIE,
-    SESSION_COOKIE,
-    app_context,
-    client_of,
-    current_member,
-    delete_cookie,
-    deliver_later,
-    render,
-    require_csrf,
-    set_cookie,
-)
 
 router = APIRouter()
 
