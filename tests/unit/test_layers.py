@@ -50,8 +50,8 @@ def test_the_tree_keeps_the_layers() -> None:
         # Two HTTP layers are siblings that may not import each other.
         (
             "api/schemas.py",
-            "from pitpass.oauth import errors",
-            "pitpass.api.schemas -> pitpass.oauth.errors",
+            "from pitpass.oauth import responses",
+            "pitpass.api.schemas -> pitpass.oauth.responses",
         ),
     ],
 )
