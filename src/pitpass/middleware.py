@@ -11,7 +11,7 @@ import uuid
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pitpass.core.policy import error_uri
+from pitpass.core.policy import ERRORS, error_uri
 from pitpass.logs import request_id_var
 
 access_log = logging.getLogger("pitpass.access")
@@ -108,38 +108,25 @@ async def _send_server_error(send: Send, request_id: str) -> None:
         "<!doctype html><title>Something went wrong</title><h1>Something went wrong</h1>"
         f"<p>The error was logged. Quote this request id when reporting it: {request_id}</p>"
     ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 500,
-            "headers": [
-                (b"content-type", b"text/html; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await _send_500(send, b"text/html; charset=utf-8", body)
 
 
 async def _send_json_server_error(send: Send, request_id: str, issuer: str) -> None:
     """PRODUCT.md §4's error shape for `server_error`, never a stack trace."""
+    rule = ERRORS["server_error"]
     body = json.dumps(
         {
-            "status": 500,
-            "status_reason": "Internal Server Error",
+            "status": rule.status,
+            "status_reason": rule.reason,
             "error": "server_error",
             "error_description": f"an unexpected error; quote request id {request_id}",
             "error_uri": error_uri(issuer, "server_error"),
         }
     ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 500,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
+    await _send_500(send, b"application/json", body)
+
+
+async def _send_500(send: Send, content_type: bytes, body: bytes) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 500, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -249,15 +249,20 @@ def _answer_consent(
             return _signin_first(request, auth)
         member = db.get(Member, web_session.member_id)
         assert member is not None
-        if decision != "approve":
+
+        def audit_decision(event: str, **details: str) -> None:
             audit.record(
                 db,
-                "consent.denied",
+                event,
                 actor=member,
                 target_type="client",
                 target_id=auth.client.client_id,
                 ip=client_of(request).ip,
+                details=details or None,
             )
+
+        if decision != "approve":
+            audit_decision("consent.denied")
             return redirect_error(
                 runtime.issuer,
                 auth.redirect_uri,
@@ -266,15 +271,7 @@ def _answer_consent(
             )
         if not _consented(db, member, auth):
             db.add(Consent(member_id=member.id, client_pk=auth.client.pk, scope=auth.scope))
-            audit.record(
-                db,
-                "consent.granted",
-                actor=member,
-                target_type="client",
-                target_id=auth.client.client_id,
-                ip=client_of(request).ip,
-                details={"scope": auth.scope},
-            )
+            audit_decision("consent.granted", scope=auth.scope)
         return _issue_code(runtime, request, db, auth, member, web_session)
 
 

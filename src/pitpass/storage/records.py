@@ -123,11 +123,7 @@ class NewSession:
     @classmethod
     def from_code(cls, code: NewCode, now: datetime, expires_at: datetime) -> NewSession:
         return cls(
-            session_id=code.session_id,
-            member_id=code.member_id,
-            client_pk=code.client_pk,
-            scope=code.scope,
-            auth_time=code.auth_time,
+            **_carried(code),
             now=now,
             expires_at=expires_at,
             ip=code.ip,
@@ -138,15 +134,19 @@ class NewSession:
     def record(self, member: MemberFields) -> SessionRecord:
         """The record of this session once opened, with its member as already read."""
         return SessionRecord(
-            session_id=self.session_id,
-            member_id=self.member_id,
-            client_pk=self.client_pk,
-            scope=self.scope,
-            auth_time=self.auth_time,
-            expires_at=self.expires_at,
-            revoked=False,
-            member=member,
+            **_carried(self), expires_at=self.expires_at, revoked=False, member=member
         )
+
+
+def _carried(source: NewCode | NewSession) -> dict[str, Any]:
+    """What a code hands on to the session it opens, and that session to its record."""
+    return {
+        "session_id": source.session_id,
+        "member_id": source.member_id,
+        "client_pk": source.client_pk,
+        "scope": source.scope,
+        "auth_time": source.auth_time,
+    }
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ Each exactly-once step (a code, a refresh token) is a conditional
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -25,10 +26,10 @@ Row = Mapping[str, Any]  # sqlite3.Row and asyncpg.Record both read by column na
 ReadTime = Callable[[Any], datetime]  # a stored timestamp → aware UTC (base.timestamp_codec)
 WriteTime = Callable[[datetime], Any]  # aware UTC → as the engine stores it
 
-CODE_COLUMNS = (
-    "client_pk, member_id, session_id, redirect_uri, scope, code_challenge, "
-    "code_challenge_method, auth_time, expires_at, ip, user_agent, web_session_id"
-)
+# A code's columns are named as NewCode's fields.
+CODE_FIELDS = tuple(field.name for field in dataclasses.fields(NewCode))
+CODE_TIMES = ("auth_time", "expires_at")
+CODE_COLUMNS = ", ".join(CODE_FIELDS[1:])  # after code_hash
 MEMBER_COLUMNS = "m.customer_id, m.display_name, m.group_ids, m.is_disabled AS member_disabled"
 SESSION_COLUMNS = (
     "s.id AS session_id, s.member_id, s.client_pk, s.scope, s.auth_time, "
@@ -52,10 +53,8 @@ SELECT_CLIENT_SECRETS = (
 # ----- codes ---------------------------------------------------------------------------------
 
 INSERT_CODE = (
-    f"INSERT INTO authorization_codes (code_hash, {CODE_COLUMNS}) VALUES "
-    "(:code_hash, :client_pk, :member_id, :session_id, :redirect_uri, :scope, "
-    ":code_challenge, :code_challenge_method, :auth_time, :expires_at, :ip, :user_agent, "
-    ":web_session_id)"
+    f"INSERT INTO authorization_codes ({', '.join(CODE_FIELDS)}) "
+    f"VALUES ({', '.join(':' + name for name in CODE_FIELDS)})"
 )
 SELECT_CODE_STATE = (
     f"SELECT code_hash, {CODE_COLUMNS}, consumed_at, {MEMBER_COLUMNS} FROM authorization_codes "
@@ -159,21 +158,10 @@ def session_record(row: Row, read_time: ReadTime) -> SessionRecord:
 
 def code_record(row: Row, read_time: ReadTime) -> NewCode:
     """The code_hash and CODE_COLUMNS of a row."""
-    return NewCode(
-        code_hash=row["code_hash"],
-        client_pk=row["client_pk"],
-        member_id=row["member_id"],
-        session_id=row["session_id"],
-        redirect_uri=row["redirect_uri"],
-        scope=row["scope"],
-        code_challenge=row["code_challenge"],
-        code_challenge_method=row["code_challenge_method"],
-        auth_time=read_time(row["auth_time"]),
-        expires_at=read_time(row["expires_at"]),
-        ip=row["ip"],
-        user_agent=row["user_agent"],
-        web_session_id=row["web_session_id"],
-    )
+    values = {name: row[name] for name in CODE_FIELDS}
+    for name in CODE_TIMES:
+        values[name] = read_time(values[name])
+    return NewCode(**values)
 
 
 def json_list(value: Any) -> tuple[Any, ...]:
@@ -185,21 +173,10 @@ def json_list(value: Any) -> tuple[Any, ...]:
 
 
 def code_params(code: NewCode, write_time: WriteTime) -> dict[str, Any]:
-    return {
-        "code_hash": code.code_hash,
-        "client_pk": code.client_pk,
-        "member_id": code.member_id,
-        "session_id": code.session_id,
-        "redirect_uri": code.redirect_uri,
-        "scope": code.scope,
-        "code_challenge": code.code_challenge,
-        "code_challenge_method": code.code_challenge_method,
-        "auth_time": write_time(code.auth_time),
-        "expires_at": write_time(code.expires_at),
-        "ip": code.ip,
-        "user_agent": code.user_agent,
-        "web_session_id": code.web_session_id,
-    }
+    params = {name: getattr(code, name) for name in CODE_FIELDS}
+    for name in CODE_TIMES:
+        params[name] = write_time(params[name])
+    return params
 
 
 def session_params(session: NewSession, write_time: WriteTime) -> dict[str, Any]:
