@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from pitpass.core.masking import mask_secret
+from pitpass.db.models import Member
 from tests.support import LiveServer, Mailbox, live_server, smtp_env, smtp_server
 
 STAFF = "staff@example.com"
@@ -35,18 +37,9 @@ class World:
     def issuer(self) -> str:
         return f"{self.base}/oauth2"
 
-    def member(self, email: str, *flags: str) -> None:
-        created = self.server.pitpass(
-            "members",
-            "create",
-            "--email",
-            email,
-            "--name",
-            email.split("@")[0].title(),
-            *flags,
-            stdin=PASSWORD + "\n",
-        )
-        assert created.returncode == 0, created.stderr
+    def member(self, email: str, *, staff: bool = False) -> Member:
+        """A member with PASSWORD, made in-process (tests/support.py's Provisioner)."""
+        return self.server.provision.member(email, PASSWORD, staff=staff)
 
     def client(
         self,
@@ -57,33 +50,16 @@ class World:
         audiences: tuple[str, ...] = ("data-server",),
     ) -> tuple[str, str | None]:
         """A client issued by staff: (client_id, plaintext secret or None)."""
-        args = [
-            "clients",
-            "create",
-            "--as",
-            STAFF,
-            "--name",
-            name,
-            "--type",
-            client_type,
-            "--developer-name",
-            "Dev Inc.",
-            "--developer-url",
-            "https://dev.example",
-            "--developer-email",
-            "dev@example.com",
-            "--json",
-        ]
-        for flow in flows:
-            args += ["--flow", flow]
-        for uri in redirect_uris:
-            args += ["--redirect-uri", uri]
-        for audience in audiences:
-            args += ["--audience", audience]
-        created = self.server.pitpass(*args)
-        assert created.returncode == 0, created.stderr
-        issued = json.loads(created.stdout)
-        return issued["client_id"], issued["client_secret"]
+        return self.server.provision.client(
+            STAFF, name, client_type, flows, redirect_uris, audiences
+        )
+
+    def allow(self, client_id: str, email: str) -> None:
+        """Staff put `email` on the access list of a password_limited client."""
+        self.server.provision.add_to_access_list(client_id, email, STAFF)
+
+    def disable(self, client_id: str) -> None:
+        self.server.provision.disable_client(client_id, STAFF)
 
     def browser(self) -> httpx.Client:
         return httpx.Client(base_url=self.base, follow_redirects=False, timeout=30)
@@ -166,12 +142,10 @@ def running_world(tmp_path: Path, **extra_env: str) -> Iterator[World]:
         live_server(tmp_path, smtp_env(port) | extra_env) as server,
     ):
         world = World(server, mailbox)
-        world.member(STAFF, "--staff")
+        world.member(STAFF, staff=True)
         yield world
 
 
 def claims_of(access_token: str) -> dict[str, Any]:
-    import base64
-
     payload = access_token.split(".")[1]
     return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))

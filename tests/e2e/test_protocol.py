@@ -454,10 +454,7 @@ class TestPasswordLimited:
         }
         refused = world.token(**form)
         expect_error(refused, "invalid_grant", 400)  # not on the access list yet
-        added = world.server.pitpass(
-            "access-list", "add", client_id, email.lower(), "--as", "staff@example.com"
-        )
-        assert added.returncode == 0, added.stderr
+        world.allow(client_id, email.lower())
         ok = world.token(**form)
         assert ok.status_code == 200, ok.text
         assert ok.headers["RateLimit-Limit"] == "3"
@@ -486,10 +483,7 @@ class TestRFC7662AndRFC7009:
             f"{world.issuer}/introspect", data={"token": tokens["refresh_token"], **auth}
         )
         assert refresh.json()["active"] is True
-        disabled = world.server.pitpass(
-            "clients", "disable", client_id, "--as", "staff@example.com"
-        )
-        assert disabled.returncode == 0, disabled.stderr
+        world.disable(client_id)
         other_id, other_secret, _e2, _b2 = fresh(world)
         seen = httpx.post(
             f"{world.issuer}/introspect",
