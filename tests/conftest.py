@@ -18,6 +18,7 @@ from pitpass.db.engine import make_engine
 from pitpass.db.models import Member
 from pitpass.services import members
 from pitpass.services.context import AppContext
+from tests.e2e.oauth_world import World, running_world
 from tests.support import (
     TEST_SECRET_KEY,
     Backend,
@@ -154,3 +155,12 @@ def site(site_factory: Any, backend: Backend) -> Site:
 def sqlite_site(site_factory: Any, sqlite_backend: Backend) -> Site:
     built: Site = site_factory(sqlite_backend)
     return built
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """One live protocol server per test process (tests/oauth/, tests/e2e/): every test
+    makes its own members and clients, so they share it safely."""
+    env = {"PITPASS_PASSWORD_LIMITED_RATE": "3/hour"}
+    with running_world(tmp_path_factory.mktemp("protocol"), **env) as running:
+        yield running

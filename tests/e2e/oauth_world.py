@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import re
 from collections.abc import Iterator
@@ -22,6 +23,10 @@ STAFF = "staff@example.com"
 PASSWORD = "a sturdy test password"
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 CALLBACK = "https://app.example/callback"
+VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"  # RFC 7636 appendix B
+CHROME_ON_LINUX = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36"
+# One counter for the shared server: every test's members and clients get new names.
+NAMES = itertools.count(1)
 
 
 @dataclass
@@ -37,9 +42,9 @@ class World:
     def issuer(self) -> str:
         return f"{self.base}/oauth2"
 
-    def member(self, email: str, *, staff: bool = False) -> Member:
+    def member(self, email: str, *, staff: bool = False, name: str | None = None) -> Member:
         """A member with PASSWORD, made in-process (tests/support.py's Provisioner)."""
-        return self.server.provision.member(email, PASSWORD, staff=staff)
+        return self.server.provision.member(email, PASSWORD, staff=staff, name=name)
 
     def client(
         self,
@@ -149,3 +154,54 @@ def running_world(tmp_path: Path, **extra_env: str) -> Iterator[World]:
 def claims_of(access_token: str) -> dict[str, Any]:
     payload = access_token.split(".")[1]
     return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+def fresh(world: World, **client: object) -> tuple[str, str | None, str, httpx.Client]:
+    """A new member, signed in in a new browser, and a new client."""
+    n = next(NAMES)
+    email = f"member{n}@example.com"
+    world.member(email)
+    client_id, secret = world.client(f"Test Client {n}", **client)  # type: ignore[arg-type]
+    browser = world.browser()
+    world.sign_in(browser, email)
+    return client_id, secret, email, browser
+
+
+def redeem(
+    world: World, client_id: str, secret: str | None, code: str, **extra: str
+) -> httpx.Response:
+    form = {
+        "grant_type": "authorization_code",
+        "client_id": client_id,
+        "code": code,
+        "redirect_uri": CALLBACK,
+    } | extra
+    if secret:
+        form["client_secret"] = masked(secret, client_id)
+    return world.token(**form)
+
+
+def two_sessions_in_chrome(world: World) -> tuple[str, httpx.Client, list[Any]]:
+    """A member signed in with Chrome on Linux who authorized a new client twice:
+    (client_id, browser, the two token responses)."""
+    client_id, secret, _e, browser = fresh(world)
+    browser.headers["User-Agent"] = CHROME_ON_LINUX
+    tokens = [
+        redeem(
+            world, client_id, secret, world.authorization_code(browser, client_id)["code"][0]
+        ).json()
+        for _ in range(2)
+    ]
+    return client_id, browser, tokens
+
+
+def expect_error(response: httpx.Response, error: str, status: int) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"] == error, body
+    assert body["status"] == status
+    assert body["error_uri"].endswith(f"/book/errors.html#{error}")
+    assert body["error_description"]
+    assert response.headers["x-request-id"]  # on every response, fast path included
+    assert response.headers["cache-control"] == "no-store"
+    return dict(body)
