@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -69,9 +70,43 @@ def free_port() -> int:
 # ----- databases ------------------------------------------------------------------
 
 
+MIGRATIONS = Path(migrate.__file__).resolve().parent / "migrations"
+
+
+def _schema_digest() -> str:
+    """Names the migrated template: a changed migration makes a new one."""
+    digest = hashlib.sha256()
+    for path in sorted(MIGRATIONS.rglob("*.py")):
+        digest.update(path.relative_to(MIGRATIONS).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _postgres_template(admin: psycopg.Connection[Any]) -> str:
+    """A database the migrations ran into, once per schema version (kept between runs as a
+    cache); new databases are copied from it instead of migrating each one."""
+    name = f"pitpass_template_{_schema_digest()}"
+    admin.execute("SELECT pg_advisory_lock(hashtext(%s))", (name,))
+    try:
+        found = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if found is None:
+            building = f"{name}_{uuid.uuid4().hex[:8]}"
+            admin.execute(f'CREATE DATABASE "{building}"')
+            engine = make_engine(f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{building}")
+            try:
+                migrate.upgrade(engine)
+            finally:
+                engine.dispose()
+            admin.execute(f'ALTER DATABASE "{building}" RENAME TO "{name}"')
+    finally:
+        admin.execute("SELECT pg_advisory_unlock(hashtext(%s))", (name,))
+    return name
+
+
 @contextmanager
-def postgres_database() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database, dropped afterwards."""
+def postgres_database(migrated: bool = False) -> Iterator[str]:
+    """A fresh PostgreSQL database, dropped afterwards: empty, or (`migrated`) a copy of a
+    template with the schema at the newest migration."""
     name = f"pitpass_test_{uuid.uuid4().hex[:12]}"
     try:
         admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3)
@@ -79,13 +114,33 @@ def postgres_database() -> Iterator[str]:
         unavailable(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}: {error}".splitlines()[0])
         raise
     with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        if migrated:
+            template = _postgres_template(admin)
+            admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        else:
+            admin.execute(f'CREATE DATABASE "{name}"')
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
     try:
         yield f"{base}/{name}"
     finally:
         with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def migrated_schema(database_url: str) -> None:
+    """The schema at the newest migration: a new SQLite file is copied from a template,
+    anything else is upgraded in place (a no-op on a migrated copy)."""
+    if (
+        database_url.startswith("sqlite:///")
+        and not Path(database_url.removeprefix("sqlite:///")).exists()
+    ):
+        migrated_sqlite(database_url)
+        return
+    engine = make_engine(database_url)
+    try:
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
 
 
 def require_redis() -> str:
@@ -351,13 +406,7 @@ def live_server(workdir: Path, extra_env: dict[str, str]) -> Iterator[LiveServer
     """`pitpass serve` as a real process on a loopback port, on an up-to-date schema."""
     workdir.mkdir(parents=True, exist_ok=True)
     env = server_env(workdir, extra_env)
-    database_url = env["PITPASS_DATABASE_URL"]
-    if database_url.startswith("sqlite:///"):
-        migrated_sqlite(database_url)
-    else:
-        engine = make_engine(database_url)
-        migrate.upgrade(engine)
-        engine.dispose()
+    migrated_schema(env["PITPASS_DATABASE_URL"])
     port = free_port()
     env["PITPASS_ISSUER"] = env.get("PITPASS_ISSUER", f"http://127.0.0.1:{port}/oauth2")
     log_path = workdir / "server.log"

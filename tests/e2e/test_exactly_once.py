@@ -31,7 +31,7 @@ def worlds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, Wo
     redis_url = require_redis()
     tmp_path = tmp_path_factory.mktemp("exactly-once")
     with ExitStack() as stack:
-        url = stack.enter_context(postgres_database())
+        url = stack.enter_context(postgres_database(migrated=True))
         mailbox, port = stack.enter_context(smtp_server())
         env = smtp_env(port) | {
             "PITPASS_DATABASE_URL": url,
