@@ -13,15 +13,15 @@ from httpx import Response
 
 from pitpass.app import create_app
 from pitpass.config import Settings, load_settings
-from pitpass.db import migrate
-from pitpass.db.engine import make_engine
 from pitpass.db.models import Member
 from pitpass.services import members
 from pitpass.services.context import AppContext
+from tests.e2e.oauth_world import World, running_world
 from tests.support import (
     TEST_SECRET_KEY,
     Backend,
     Mailbox,
+    migrated_schema,
     postgres_database,
     require_redis,
     smtp_server,
@@ -38,7 +38,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
         yield Backend("sqlite", f"sqlite:///{tmp_path / 'pitpass.db'}", None)
         return
     redis_url = require_redis()
-    with postgres_database() as url:
+    with postgres_database(migrated=True) as url:
         yield Backend("postgresql", url, redis_url)
 
 
@@ -132,7 +132,7 @@ def site_factory(tmp_path: Path, mailbox: tuple[Mailbox, int]) -> Iterator[Any]:
         box, port = mailbox
         overrides = {"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_tls": "none"} | overrides
         settings = make_settings(backend, tmp_path, **overrides)
-        migrate.upgrade(make_engine(settings.database_url))
+        migrated_schema(settings.database_url)
         app = create_app(settings)
         lifespan = TestClient(app)
         lifespan.__enter__()
@@ -154,3 +154,12 @@ def site(site_factory: Any, backend: Backend) -> Site:
 def sqlite_site(site_factory: Any, sqlite_backend: Backend) -> Site:
     built: Site = site_factory(sqlite_backend)
     return built
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """One live protocol server per test process (tests/oauth/, tests/e2e/): every test
+    makes its own members and clients, so they share it safely."""
+    env = {"PITPASS_PASSWORD_LIMITED_RATE": "3/hour"}
+    with running_world(tmp_path_factory.mktemp("protocol"), **env) as running:
+        yield running

@@ -2,32 +2,47 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import message_from_bytes
 from email.message import Message
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import httpx
 import psycopg
 import pytest
 import redis
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, Envelope
+from aiosmtpd.smtp import Session as SmtpSession
 from sqlalchemy import MetaData, create_engine, select
+from sqlalchemy.orm import Session
 
-from pitpass.db.engine import driver_url
+from pitpass.config import Settings, load_settings
+from pitpass.db import migrate
+from pitpass.db.engine import driver_url, make_engine
+from pitpass.db.models import Client, Member
+from pitpass.services import clients as clients_service
+from pitpass.services import members as members_service
+from pitpass.services.context import AppContext
+from pitpass.services.registration import ClientDetails
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "TESTS_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -35,6 +50,8 @@ POSTGRES_ADMIN_URL = os.environ.get(
 REDIS_URL = os.environ.get("TESTS_REDIS_URL", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TEST_SECRET_KEY = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+# How long a started server may take to answer /readyz: generous, for a loaded machine.
+READY_DEADLINE_SECONDS = 60.0
 
 
 def unavailable(reason: str) -> None:
@@ -53,9 +70,43 @@ def free_port() -> int:
 # ----- databases ------------------------------------------------------------------
 
 
+MIGRATIONS = Path(migrate.__file__).resolve().parent / "migrations"
+
+
+def _schema_digest() -> str:
+    """Names the migrated template: a changed migration makes a new one."""
+    digest = hashlib.sha256()
+    for path in sorted(MIGRATIONS.rglob("*.py")):
+        digest.update(path.relative_to(MIGRATIONS).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _postgres_template(admin: psycopg.Connection[Any]) -> str:
+    """A database the migrations ran into, once per schema version (kept between runs as a
+    cache); new databases are copied from it instead of migrating each one."""
+    name = f"pitpass_template_{_schema_digest()}"
+    admin.execute("SELECT pg_advisory_lock(hashtext(%s))", (name,))
+    try:
+        found = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if found is None:
+            building = f"{name}_{uuid.uuid4().hex[:8]}"
+            admin.execute(f'CREATE DATABASE "{building}"')
+            engine = make_engine(f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{building}")
+            try:
+                migrate.upgrade(engine)
+            finally:
+                engine.dispose()
+            admin.execute(f'ALTER DATABASE "{building}" RENAME TO "{name}"')
+    finally:
+        admin.execute("SELECT pg_advisory_unlock(hashtext(%s))", (name,))
+    return name
+
+
 @contextmanager
-def postgres_database() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database, dropped afterwards."""
+def postgres_database(migrated: bool = False) -> Iterator[str]:
+    """A fresh PostgreSQL database, dropped afterwards: empty, or (`migrated`) a copy of a
+    template with the schema at the newest migration."""
     name = f"pitpass_test_{uuid.uuid4().hex[:12]}"
     try:
         admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3)
@@ -63,13 +114,33 @@ def postgres_database() -> Iterator[str]:
         unavailable(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}: {error}".splitlines()[0])
         raise
     with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        if migrated:
+            template = _postgres_template(admin)
+            admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        else:
+            admin.execute(f'CREATE DATABASE "{name}"')
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
     try:
         yield f"{base}/{name}"
     finally:
         with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def migrated_schema(database_url: str) -> None:
+    """The schema at the newest migration: a new SQLite file is copied from a template,
+    anything else is upgraded in place (a no-op on a migrated copy)."""
+    if (
+        database_url.startswith("sqlite:///")
+        and not Path(database_url.removeprefix("sqlite:///")).exists()
+    ):
+        migrated_sqlite(database_url)
+        return
+    engine = make_engine(database_url)
+    try:
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
 
 
 def require_redis() -> str:
@@ -118,7 +189,7 @@ class Mailbox:
         self.messages: list[Message] = []
         self._arrived = threading.Condition()
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+    async def handle_DATA(self, server: SMTP, session: SmtpSession, envelope: Envelope) -> str:
         message = message_from_bytes(envelope.content or b"")
         with self._arrived:
             self.messages.append(message)
@@ -200,8 +271,22 @@ class LiveServer:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    _provisioner: Provisioner | None = field(default=None, init=False, repr=False)
+
     def pitpass(self, *args: str, stdin: str = "") -> CliResult:
         return run_cli(self.env, *args, stdin=stdin)
+
+    @property
+    def provision(self) -> Provisioner:
+        """Members and clients made in-process, on this server's settings and database."""
+        if self._provisioner is None:
+            self._provisioner = Provisioner.for_env(self.env)
+        return self._provisioner
+
+    def close_provisioner(self) -> None:
+        if self._provisioner is not None:
+            self._provisioner.close()
+            self._provisioner = None
 
 
 @dataclass(frozen=True)
@@ -251,13 +336,77 @@ def server_env(workdir: Path, extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def settings_of(env: Mapping[str, str]) -> Settings:
+    """The settings a `pitpass` process started with `env` reads (its PITPASS_* names only)."""
+    wanted = {name: value for name, value in env.items() if name.startswith("PITPASS_")}
+    with mock.patch.dict(os.environ, clear=False):
+        for name in [name for name in os.environ if name.startswith("PITPASS_")]:
+            del os.environ[name]
+        os.environ.update(wanted)
+        return load_settings()
+
+
+_migrated_sqlite: dict[str, Path] = {}
+
+
+def migrated_sqlite(database_url: str) -> None:
+    """An up-to-date SQLite schema at `database_url` (a new file): the migrations run once per
+    test process into a template, each caller gets a copy of it."""
+    target = Path(database_url.removeprefix("sqlite:///"))
+    assert database_url.startswith("sqlite:///") and not target.exists(), database_url
+    template = _migrated_sqlite.get("template")
+    if template is None:
+        template = Path(tempfile.mkdtemp(prefix="pitpass-schema-")) / "template.db"
+        engine = make_engine(f"sqlite:///{template}")
+        migrate.upgrade(engine)
+        engine.dispose()
+        _migrated_sqlite["template"] = template
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with closing(sqlite3.connect(template)) as source, closing(sqlite3.connect(target)) as copy:
+        source.backup(copy)
+
+
+def wait_until_ready(
+    base_url: str,
+    process: subprocess.Popen[bytes],
+    log_path: Path,
+    deadline_seconds: float = READY_DEADLINE_SECONDS,
+) -> None:
+    """Poll `/readyz` until it answers 200. A loaded machine may take long to start a
+    process, so the deadline is generous and each probe may take seconds; a process that
+    exits fails at once, with its log. No fixed sleep: between probes we wait on the process."""
+    deadline = time.monotonic() + deadline_seconds
+    last = "no answer yet"
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(
+                f"server exited with status {process.returncode} before it was ready:\n"
+                + log_path.read_text(errors="replace")
+            )
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(
+                f"server at {base_url} not ready within {deadline_seconds:.0f}s ({last}):\n"
+                + log_path.read_text(errors="replace")
+            )
+        try:
+            response = httpx.get(f"{base_url}/readyz", timeout=min(10.0, max(remaining, 0.1)))
+            if response.status_code == 200:
+                return
+            last = f"/readyz answered {response.status_code}"
+        except httpx.TransportError as error:
+            last = f"{type(error).__name__}: {error}"
+        # Wake early if the process exits; otherwise probe again shortly.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=min(0.05, max(deadline - time.monotonic(), 0.0)))
+
+
 @contextmanager
 def live_server(workdir: Path, extra_env: dict[str, str]) -> Iterator[LiveServer]:
-    """`pitpass serve` as a real process on a loopback port, after `pitpass db upgrade`."""
+    """`pitpass serve` as a real process on a loopback port, on an up-to-date schema."""
     workdir.mkdir(parents=True, exist_ok=True)
     env = server_env(workdir, extra_env)
-    upgraded = run_cli(env, "db", "upgrade")
-    assert upgraded.returncode == 0, upgraded.stderr
+    migrated_schema(env["PITPASS_DATABASE_URL"])
     port = free_port()
     env["PITPASS_ISSUER"] = env.get("PITPASS_ISSUER", f"http://127.0.0.1:{port}/oauth2")
     log_path = workdir / "server.log"
@@ -270,22 +419,116 @@ def live_server(workdir: Path, extra_env: dict[str, str]) -> Iterator[LiveServer
         )
     server = LiveServer(f"http://127.0.0.1:{port}", process, log_path, env)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"server exited early:\n{server.log_text()}")
-            try:
-                if httpx.get(f"{server.base_url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"server did not become ready:\n{server.log_text()}")
-            time.sleep(0.1)
+        wait_until_ready(server.base_url, process, log_path)
         yield server
     finally:
+        server.close_provisioner()
         process.terminate()
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()
+
+
+# ----- members and clients, made in-process ---------------------------------------
+#
+# The one place tests make members, clients and access-list entries without going
+# through the pages or the CLI (the CLI's own tests, and the CLI smoke path in
+# tests/e2e/test_no_secrets_at_rest.py, use the command on purpose).
+
+CLIENT_DEVELOPER = {
+    "developer_name": "Dev Inc.",
+    "developer_url": "https://dev.example",
+    "developer_email": "dev@example.com",
+}
+
+
+class Provisioner:
+    """Members and clients through the services layer, on an AppContext of given settings."""
+
+    def __init__(self, context: AppContext) -> None:
+        self.context = context
+
+    @classmethod
+    def for_env(cls, env: Mapping[str, str]) -> Provisioner:
+        return cls(AppContext.from_settings(settings_of(env)))
+
+    def close(self) -> None:
+        self.context.close()
+
+    def member(
+        self,
+        email: str,
+        password: str,
+        *,
+        name: str | None = None,
+        staff: bool = False,
+        **more: Any,
+    ) -> Member:
+        """As `pitpass members create` does (name defaults to the email's local part)."""
+        with self.context.session() as db:
+            member = members_service.create_member(
+                db,
+                members_service.NewMember(
+                    email=email,
+                    display_name=name if name is not None else email.split("@")[0].title(),
+                    password=password,
+                    is_staff=staff,
+                    **more,
+                ),
+                actor_label="test",
+            )
+            db.expunge(member)
+            return member
+
+    def client(
+        self,
+        actor_email: str,
+        name: str,
+        client_type: str = "server-side",
+        flows: Sequence[str] = ("authorization_code",),
+        redirect_uris: Sequence[str] = (),
+        audiences: Sequence[str] = (),
+        **developer: str,
+    ) -> tuple[str, str | None]:
+        """A client issued by a staff member, as `pitpass clients create` does:
+        (client_id, plaintext secret or None for a public client)."""
+        details = ClientDetails(
+            client_name=name,
+            client_type=client_type,
+            flows=list(flows),
+            redirect_uris=list(redirect_uris),
+            audiences=list(audiences),
+            **(CLIENT_DEVELOPER | developer),
+        )
+        with self.context.session() as db:
+            staff = self._staff(db, actor_email)
+            owner = members_service.find_by_email(db, details.developer_email)
+            issued = clients_service.create_client(self.context, db, details, staff, owner=owner)
+            return issued.client.client_id, issued.secret
+
+    def add_to_access_list(self, client_id: str, member: str, actor_email: str) -> None:
+        """Staff add a member (email or customer id): active at once."""
+        with self.context.session() as db:
+            staff = self._staff(db, actor_email)
+            clients_service.add_to_access_list(
+                self.context, db, self._client(db, client_id), member, staff, by_staff=True
+            )
+
+    def disable_client(self, client_id: str, actor_email: str) -> None:
+        with self.context.session() as db:
+            staff = self._staff(db, actor_email)
+            clients_service.set_disabled(db, self._client(db, client_id), True, staff)
+
+    @staticmethod
+    def _staff(db: Session, email: str) -> Member:
+        staff = members_service.find_by_email(db, email)
+        assert staff is not None and staff.is_staff, f"{email} is not a staff member"
+        return staff
+
+    @staticmethod
+    def _client(db: Session, client_id: str) -> Client:
+        client = clients_service.by_client_id(db, client_id)
+        assert client is not None, f"no client {client_id}"
+        return client

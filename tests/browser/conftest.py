@@ -75,18 +75,9 @@ class Stage:
         page.wait_for_url(f"**{next_path}")
         return page
 
-    def add_member(self, email: str, password: str, *flags: str) -> None:
-        result = self.server.pitpass(
-            "members",
-            "create",
-            "--email",
-            email,
-            "--name",
-            email.split("@")[0].title(),
-            *flags,
-            stdin=password + "\n",
-        )
-        assert result.returncode == 0, result.stderr
+    def add_member(self, email: str, password: str, *, staff: bool = False) -> None:
+        """Made in-process (tests/support.py's Provisioner), not through the CLI."""
+        self.server.provision.member(email, password, staff=staff)
 
 
 @pytest.fixture

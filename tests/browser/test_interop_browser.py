@@ -7,7 +7,6 @@ verifies the access token through `/oauth2/jwks`.
 
 from __future__ import annotations
 
-import json
 import re
 
 import jwt
@@ -25,40 +24,26 @@ CALLBACK = "https://app.example/callback"
 
 
 def test_authlib_code_pkce_refresh_and_pyjwt_verification(stage: Stage) -> None:
-    stage.add_member("staff@example.com", PASSWORD, "--staff")
+    stage.add_member("staff@example.com", PASSWORD, staff=True)
     stage.add_member("ana@example.com", PASSWORD)
-    created = stage.server.pitpass(
-        "clients",
-        "create",
-        "--as",
+    client_id, secret = stage.server.provision.client(
         "staff@example.com",
-        "--name",
         "Interop App",
-        "--type",
         "server-side",
-        "--flow",
-        "authorization_code",
-        "--developer-name",
-        "Interop Inc.",
-        "--developer-url",
-        "https://interop.example",
-        "--developer-email",
-        "dev@interop.example",
-        "--redirect-uri",
-        CALLBACK,
-        "--audience",
-        "data-server",
-        "--json",
+        flows=("authorization_code",),
+        redirect_uris=(CALLBACK,),
+        audiences=("data-server",),
+        developer_name="Interop Inc.",
+        developer_url="https://interop.example",
+        developer_email="dev@interop.example",
     )
-    assert created.returncode == 0, created.stderr
-    issued = json.loads(created.stdout)
-    client_id = issued["client_id"]
+    assert secret is not None
     issuer = f"{stage.server.base_url}/oauth2"
 
     session = OAuth2Session(
         client_id,
         # Clients of the reference service send the secret masked (PRODUCT.md §4).
-        client_secret=mask_secret(issued["client_secret"], client_id),
+        client_secret=mask_secret(secret, client_id),
         scope="iracing.auth iracing.profile",
         redirect_uri=CALLBACK,
         code_challenge_method="S256",

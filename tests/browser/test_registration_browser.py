@@ -18,7 +18,7 @@ DEV, STAFF = "dev@example.com", "boss@example.com"
 @pytest.fixture
 def people(stage: Stage) -> tuple[Page, Page]:
     stage.add_member(DEV, PASSWORD)
-    stage.add_member(STAFF, PASSWORD, "--staff")
+    stage.add_member(STAFF, PASSWORD, staff=True)
     return stage.sign_in(DEV, PASSWORD, "/portal"), stage.sign_in(STAFF, PASSWORD, "/console")
 
 

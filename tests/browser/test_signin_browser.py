@@ -97,7 +97,7 @@ def test_sign_out_closes_the_account(stage: Stage) -> None:
 
 def test_staff_pages_are_refused_to_members_and_open_to_staff(stage: Stage) -> None:
     stage.add_member("eve@example.com", PASSWORD)
-    stage.add_member("boss@example.com", PASSWORD, "--staff")
+    stage.add_member("boss@example.com", PASSWORD, staff=True)
     member = stage.new_page()
     enter_password(member, "eve@example.com", path="/signin?next=/console/audit")
     enter_code(stage, member, "eve@example.com")

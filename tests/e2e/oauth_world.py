@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import itertools
 import json
 import re
 from collections.abc import Iterator
@@ -14,12 +16,17 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from pitpass.core.masking import mask_secret
+from pitpass.db.models import Member
 from tests.support import LiveServer, Mailbox, live_server, smtp_env, smtp_server
 
 STAFF = "staff@example.com"
 PASSWORD = "a sturdy test password"
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 CALLBACK = "https://app.example/callback"
+VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"  # RFC 7636 appendix B
+CHROME_ON_LINUX = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36"
+# One counter for the shared server: every test's members and clients get new names.
+NAMES = itertools.count(1)
 
 
 @dataclass
@@ -35,18 +42,9 @@ class World:
     def issuer(self) -> str:
         return f"{self.base}/oauth2"
 
-    def member(self, email: str, *flags: str) -> None:
-        created = self.server.pitpass(
-            "members",
-            "create",
-            "--email",
-            email,
-            "--name",
-            email.split("@")[0].title(),
-            *flags,
-            stdin=PASSWORD + "\n",
-        )
-        assert created.returncode == 0, created.stderr
+    def member(self, email: str, *, staff: bool = False, name: str | None = None) -> Member:
+        """A member with PASSWORD, made in-process (tests/support.py's Provisioner)."""
+        return self.server.provision.member(email, PASSWORD, staff=staff, name=name)
 
     def client(
         self,
@@ -57,33 +55,16 @@ class World:
         audiences: tuple[str, ...] = ("data-server",),
     ) -> tuple[str, str | None]:
         """A client issued by staff: (client_id, plaintext secret or None)."""
-        args = [
-            "clients",
-            "create",
-            "--as",
-            STAFF,
-            "--name",
-            name,
-            "--type",
-            client_type,
-            "--developer-name",
-            "Dev Inc.",
-            "--developer-url",
-            "https://dev.example",
-            "--developer-email",
-            "dev@example.com",
-            "--json",
-        ]
-        for flow in flows:
-            args += ["--flow", flow]
-        for uri in redirect_uris:
-            args += ["--redirect-uri", uri]
-        for audience in audiences:
-            args += ["--audience", audience]
-        created = self.server.pitpass(*args)
-        assert created.returncode == 0, created.stderr
-        issued = json.loads(created.stdout)
-        return issued["client_id"], issued["client_secret"]
+        return self.server.provision.client(
+            STAFF, name, client_type, flows, redirect_uris, audiences
+        )
+
+    def allow(self, client_id: str, email: str) -> None:
+        """Staff put `email` on the access list of a password_limited client."""
+        self.server.provision.add_to_access_list(client_id, email, STAFF)
+
+    def disable(self, client_id: str) -> None:
+        self.server.provision.disable_client(client_id, STAFF)
 
     def browser(self) -> httpx.Client:
         return httpx.Client(base_url=self.base, follow_redirects=False, timeout=30)
@@ -166,12 +147,61 @@ def running_world(tmp_path: Path, **extra_env: str) -> Iterator[World]:
         live_server(tmp_path, smtp_env(port) | extra_env) as server,
     ):
         world = World(server, mailbox)
-        world.member(STAFF, "--staff")
+        world.member(STAFF, staff=True)
         yield world
 
 
 def claims_of(access_token: str) -> dict[str, Any]:
-    import base64
-
     payload = access_token.split(".")[1]
     return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+def fresh(world: World, **client: object) -> tuple[str, str | None, str, httpx.Client]:
+    """A new member, signed in in a new browser, and a new client."""
+    n = next(NAMES)
+    email = f"member{n}@example.com"
+    world.member(email)
+    client_id, secret = world.client(f"Test Client {n}", **client)  # type: ignore[arg-type]
+    browser = world.browser()
+    world.sign_in(browser, email)
+    return client_id, secret, email, browser
+
+
+def redeem(
+    world: World, client_id: str, secret: str | None, code: str, **extra: str
+) -> httpx.Response:
+    form = {
+        "grant_type": "authorization_code",
+        "client_id": client_id,
+        "code": code,
+        "redirect_uri": CALLBACK,
+    } | extra
+    if secret:
+        form["client_secret"] = masked(secret, client_id)
+    return world.token(**form)
+
+
+def two_sessions_in_chrome(world: World) -> tuple[str, httpx.Client, list[Any]]:
+    """A member signed in with Chrome on Linux who authorized a new client twice:
+    (client_id, browser, the two token responses)."""
+    client_id, secret, _e, browser = fresh(world)
+    browser.headers["User-Agent"] = CHROME_ON_LINUX
+    tokens = [
+        redeem(
+            world, client_id, secret, world.authorization_code(browser, client_id)["code"][0]
+        ).json()
+        for _ in range(2)
+    ]
+    return client_id, browser, tokens
+
+
+def expect_error(response: httpx.Response, error: str, status: int) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"] == error, body
+    assert body["status"] == status
+    assert body["error_uri"].endswith(f"/book/errors.html#{error}")
+    assert body["error_description"]
+    assert response.headers["x-request-id"]  # on every response, fast path included
+    assert response.headers["cache-control"] == "no-store"
+    return dict(body)

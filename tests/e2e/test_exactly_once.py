@@ -25,11 +25,13 @@ pytestmark = pytest.mark.services
 RACERS = 50
 
 
-@pytest.fixture
-def worlds(tmp_path: Path) -> Iterator[tuple[World, World]]:
+@pytest.fixture(scope="module")
+def worlds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, World]]:
+    """Two servers for the module; every test makes its own members and clients."""
     redis_url = require_redis()
+    tmp_path = tmp_path_factory.mktemp("exactly-once")
     with ExitStack() as stack:
-        url = stack.enter_context(postgres_database())
+        url = stack.enter_context(postgres_database(migrated=True))
         mailbox, port = stack.enter_context(smtp_server())
         env = smtp_env(port) | {
             "PITPASS_DATABASE_URL": url,
@@ -40,7 +42,7 @@ def worlds(tmp_path: Path) -> Iterator[tuple[World, World]]:
         first = stack.enter_context(live_server(tmp_path / "a", env))
         second = stack.enter_context(live_server(tmp_path / "b", env))
         a, b = World(first, mailbox), World(second, mailbox)
-        a.member(STAFF, "--staff")
+        a.member(STAFF, staff=True)
         yield a, b
 
 
@@ -110,8 +112,7 @@ def test_password_limited_rate_limit_is_shared_by_both_processes(
     a, b = worlds
     a.member("cy@example.com")
     client_id, secret = a.client("Shared Limit", flows=("password_limited",), redirect_uris=())
-    added = a.server.pitpass("access-list", "add", client_id, "cy@example.com", "--as", STAFF)
-    assert added.returncode == 0, added.stderr
+    a.allow(client_id, "cy@example.com")
     form = {
         "grant_type": "password_limited",
         "client_id": client_id,

@@ -211,3 +211,62 @@ def test_approve_and_access_list_commands(env: dict[str, str]) -> None:
     assert len(json.loads(rotated.stdout)["client_secret"]) >= 43
     remind = run_cli(env, "requests", "remind")
     assert remind.stdout.strip() == "0 request(s) near or past due; 0 reminder(s) sent"
+
+
+def test_set_lifetimes_command(tmp_path: Path) -> None:
+    env = server_env(tmp_path, {})
+    assert run_cli(env, "db", "upgrade").returncode == 0
+    run_cli(
+        env,
+        "members",
+        "create",
+        "--email",
+        "s@example.com",
+        "--name",
+        "S",
+        "--staff",
+        stdin="a long enough password\n",
+    )
+    created = run_cli(
+        env,
+        "clients",
+        "create",
+        "--as",
+        "s@example.com",
+        "--name",
+        "Life",
+        "--type",
+        "server-side",
+        "--flow",
+        "password_limited",
+        "--developer-email",
+        "d@example.com",
+    )
+    assert created.returncode == 0, created.stderr
+    bad = run_cli(
+        env,
+        "clients",
+        "set-lifetimes",
+        "life",
+        "--as",
+        "s@example.com",
+        "--refresh-grace-seconds",
+        "999",
+    )
+    assert bad.returncode == 2
+    assert (
+        bad.stderr.strip() == "pitpass: --refresh-grace-seconds: must be between 0 and 300 seconds"
+    )
+    ok = run_cli(
+        env,
+        "clients",
+        "set-lifetimes",
+        "life",
+        "--as",
+        "s@example.com",
+        "--refresh-grace-seconds",
+        "30",
+    )
+    assert ok.stdout.strip() == (
+        "access_token_seconds 600, refresh_token_seconds 604800, refresh_grace_seconds 30"
+    )

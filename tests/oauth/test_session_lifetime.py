@@ -14,7 +14,7 @@ from pitpass.db.models import AccessListEntry, utcnow
 from pitpass.services import clients as clients_service
 from pitpass.services.members import find_by_email
 from tests.conftest import GOOD_PASSWORD, Site
-from tests.integration.test_oauth_edges import mint_code, new_client, redeem
+from tests.oauth.in_process import mint_code, new_client, redeem
 
 
 def _client_with_lifetimes(site: Site, refresh_token_seconds: int) -> tuple[str, str, int]:

@@ -29,7 +29,7 @@ from pitpass.storage.records import (
     SessionsToSignOut,
 )
 from tests.conftest import GOOD_PASSWORD, Site
-from tests.integration.test_oauth_edges import (
+from tests.oauth.in_process import (
     CALLBACK,
     issue,
     mint_code,

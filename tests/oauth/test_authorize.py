@@ -1,0 +1,196 @@
+"""GET/POST /oauth2/authorize (oauth/authorize.py): RFC 6749 §3.1 and §3.1.2 (never redirect
+to an unknown client or URI; redirect URIs compared byte for byte, loopback ports per
+RFC 8252 §7.3), §4.1.1 and §4.1.2.1 (errors after the client is known go back to it, with
+`state` and RFC 9207 `iss`), consent and its CSRF token, `prompt=verify` (PRODUCT.md §5)."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from pitpass.core.pkce import s256
+from tests.e2e.oauth_world import (
+    CALLBACK,
+    VERIFIER,
+    World,
+    expect_error,
+    fresh,
+)
+
+
+class TestRFC6749Authorize:
+    """§3.1.2 and §4.1.2.1: never redirect to an unknown client or URI."""
+
+    @pytest.mark.parametrize(
+        "presented",
+        [
+            "https://APP.example/callback",
+            "https://app.example/callback/",
+            "https://app.example/callback?x=1",
+            "https://user@app.example/callback",
+            "https://app.example/callback#f",
+            "https://app.example:443/callback",
+            "https://evil.example/callback",
+            "http://app.example/callback",
+        ],
+    )
+    def test_manipulated_redirect_uri_is_a_json_error(self, world: World, presented: str) -> None:
+        client_id, _s, _e, browser = fresh(world)
+        response = browser.get(
+            "/oauth2/authorize",
+            params={"client_id": client_id, "redirect_uri": presented, "response_type": "code"},
+        )
+        body = expect_error(response, "invalid_request", 400)
+        assert "redirect_uri" in str(body["error_description"])
+        assert "location" not in response.headers
+
+    def test_registered_query_must_match_byte_for_byte(self, world: World) -> None:
+        registered = "https://app.example/cb?a=1&b=2"
+        client_id, _s, _e, browser = fresh(world, redirect_uris=(registered,))
+        reordered = browser.get(
+            "/oauth2/authorize",
+            params={
+                "client_id": client_id,
+                "redirect_uri": "https://app.example/cb?b=2&a=1",
+                "response_type": "code",
+            },
+        )
+        expect_error(reordered, "invalid_request", 400)
+        query = world.authorization_code(browser, client_id, redirect_uri=registered)
+        assert "code" in query and query["a"] == ["1"]
+
+    def test_loopback_without_port_takes_any_port(self, world: World) -> None:
+        client_id, _s, _e, browser = fresh(
+            world, client_type="native", redirect_uris=("http://127.0.0.1/cb",)
+        )
+        for port in ("51234", "8080"):
+            response = browser.get(
+                "/oauth2/authorize",
+                params={
+                    "client_id": client_id,
+                    "redirect_uri": f"http://127.0.0.1:{port}/cb",
+                    "response_type": "code",
+                    "code_challenge": s256(VERIFIER),
+                    "code_challenge_method": "S256",
+                },
+            )
+            assert response.status_code in (200, 302), response.text
+
+    def test_unknown_client_and_missing_parameters_are_json(self, world: World) -> None:
+        browser = world.browser()
+        expect_error(
+            browser.get("/oauth2/authorize", params={"redirect_uri": CALLBACK}),
+            "invalid_request",
+            400,
+        )
+        expect_error(
+            browser.get(
+                "/oauth2/authorize",
+                params={"client_id": "nope", "redirect_uri": CALLBACK, "response_type": "code"},
+            ),
+            "invalid_client",
+            403,
+        )
+
+    @pytest.mark.parametrize(
+        ("params", "error"),
+        [
+            ({"response_type": "token"}, "unsupported_response_type"),
+            ({"response_type": ""}, "invalid_request"),
+            ({"scope": "iracing.auth admin"}, "invalid_scope"),
+            ({"code_challenge_method": "S512", "code_challenge": VERIFIER}, "invalid_request"),
+            ({"code_challenge": "short"}, "invalid_request"),
+        ],
+    )
+    def test_errors_after_the_client_is_known_redirect(
+        self, world: World, params: dict[str, str], error: str
+    ) -> None:
+        client_id, _s, _e, browser = fresh(world)
+        query = {
+            "client_id": client_id,
+            "redirect_uri": CALLBACK,
+            "response_type": "code",
+            "state": "st",
+        } | params
+        response = browser.get("/oauth2/authorize", params=query)
+        assert response.status_code == 302
+        sent = parse_qs(urlsplit(response.headers["location"]).query)
+        assert sent["error"] == [error]
+        assert sent["state"] == ["st"]
+        assert sent["error_uri"][0].endswith(f"#{error}")
+
+    def test_denying_consent_is_access_denied(self, world: World) -> None:
+        client_id, _s, _e, browser = fresh(world)
+        page = browser.get(
+            "/oauth2/authorize",
+            params={
+                "client_id": client_id,
+                "redirect_uri": CALLBACK,
+                "response_type": "code",
+                "state": "q",
+            },
+        )
+        assert "Dev Inc." in page.text and "https://dev.example" in page.text
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        denied = world.consent(browser, page, decision="deny")
+        sent = parse_qs(urlsplit(denied.headers["location"]).query)
+        assert sent["error"] == ["access_denied"] and sent["state"] == ["q"]
+
+    def test_consent_form_needs_its_csrf_token(self, world: World) -> None:
+        client_id, _s, _e, browser = fresh(world)
+        page = browser.get(
+            "/oauth2/authorize",
+            params={"client_id": client_id, "redirect_uri": CALLBACK, "response_type": "code"},
+        )
+        forged = browser.post(
+            "/oauth2/authorize",
+            data={
+                "client_id": client_id,
+                "redirect_uri": CALLBACK,
+                "response_type": "code",
+                "decision": "approve",
+                "csrf_token": "0" * 64,
+            },
+        )
+        assert forged.status_code == 403
+        assert "location" not in forged.headers
+        assert world.consent(browser, page).status_code == 302
+
+    def test_consent_is_remembered(self, world: World) -> None:
+        client_id, _s, _e, browser = fresh(world)
+        world.authorization_code(browser, client_id)
+        again = browser.get(
+            "/oauth2/authorize",
+            params={"client_id": client_id, "redirect_uri": CALLBACK, "response_type": "code"},
+        )
+        assert again.status_code == 302 and "code=" in again.headers["location"]
+
+    def test_sign_in_page_cannot_be_framed(self, world: World) -> None:
+        page = world.browser().get("/signin")
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        assert page.headers["x-frame-options"] == "DENY"
+
+    def test_prompt_verify_forces_the_emailed_code(self, world: World) -> None:
+        client_id, _s, email, browser = fresh(world)
+        response = browser.get(
+            "/oauth2/authorize",
+            params={
+                "client_id": client_id,
+                "redirect_uri": CALLBACK,
+                "response_type": "code",
+                "prompt": "verify",
+            },
+        )
+        assert response.status_code == 303
+        assert "verify=1" in response.headers["location"]
+        sent = world.mailbox.count_for(email)
+        signin = world.sign_in(browser, email, next_path=_next_of(response), verify=True)
+        assert world.mailbox.count_for(email) == sent + 1
+        back = browser.get(signin.headers["location"])
+        assert back.status_code == 200 and "decision" in back.text  # consent, not sign-in again
+
+
+def _next_of(response: httpx.Response) -> str:
+    return parse_qs(urlsplit(response.headers["location"]).query)["next"][0]
