@@ -32,7 +32,7 @@ from pitpass.http.context import app_context
 from pitpass.http.csrf import require_csrf
 from pitpass.http.members import browser_session, signin_url
 from pitpass.http.render import render
-from pitpass.oauth.requests import MAX_USER_AGENT, single_values
+from pitpass.oauth.requests import single_values
 from pitpass.oauth.responses import json_error, redirect_error, with_query
 from pitpass.oauth.runtime import OAuthRuntime
 from pitpass.services import audit
@@ -175,7 +175,7 @@ def _issue_code(
             expires_at=utcnow()
             + timedelta(seconds=runtime.ctx.settings.authorization_code_seconds),
             ip=caller.ip,
-            user_agent=(caller.user_agent or "")[:MAX_USER_AGENT] or None,
+            user_agent=caller.user_agent,
             web_session_id=web_session.id,
         ),
     )

@@ -1,5 +1,5 @@
 """Reading a protocol request: one rule each for repeated parameters, the body (size and
-content type) and the caller (RFC 6749 §3.1, §3.2)."""
+content type) and the caller (its address and user agent: http/caller.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 
 from pitpass.core.policy import OAuthError
+from pitpass.http.caller import ip_of, user_agent_of
 
 FORM = "application/x-www-form-urlencoded"
 MAX_BODY = 16 * 1024  # a protocol form is a few hundred bytes
-MAX_USER_AGENT = 512  # what a session records of it
 
 
 @dataclass
@@ -24,10 +24,7 @@ class Caller:
 
 
 def caller_of(request: Request) -> Caller:
-    return Caller(
-        ip=request.client.host if request.client else None,
-        user_agent=(request.headers.get("user-agent") or "")[:MAX_USER_AGENT] or None,
-    )
+    return Caller(ip=ip_of(request), user_agent=user_agent_of(request))
 
 
 def single_values(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
