@@ -13,8 +13,8 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from pitpass.db.models import Client, RegistrationRequest
-from pitpass.services.clients import SecretStatus
-from pitpass.services.registration import ClientDetails
+from pitpass.services.client_details import ClientDetails
+from pitpass.services.client_secrets import SecretStatus
 
 # Our field names → the API's (RFC 7591) names, for error reports.
 API_FIELD_NAMES = {

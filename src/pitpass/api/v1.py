@@ -36,11 +36,19 @@ from pitpass.api.schemas import (
     api_field,
 )
 from pitpass.db.models import Client, Member, RegistrationRequest
+from pitpass.services import (
+    access_lists,
+    client_details,
+    client_secrets,
+    paging,
+    request_queue,
+    workflow,
+)
 from pitpass.services import clients as clients_service
-from pitpass.services import registration
-from pitpass.services.clients import RevealRefused
+from pitpass.services.client_details import ClientDetails
+from pitpass.services.client_secrets import RevealRefused
 from pitpass.services.context import AppContext
-from pitpass.services.registration import ClientDetails, RegistrationError
+from pitpass.services.errors import ServiceError
 from pitpass.web.common import CsrfRejected as _CsrfRejected
 from pitpass.web.common import (
     app_context,
@@ -74,7 +82,7 @@ class ApiError(Exception):
         return JSONResponse(self.body.model_dump(), status_code=self.status)
 
 
-def from_registration_error(error: RegistrationError) -> ApiError:
+def from_registration_error(error: ServiceError) -> ApiError:
     """Field errors → 400 (RFC 7591 §3.2.2 codes); a state conflict → 409."""
     if set(error.errors) <= {"status", "request", "client", "invitation"}:
         return ApiError(409, "conflict", " ".join(error.errors.values()))
@@ -102,7 +110,7 @@ def unit_of_work(request: Request) -> Iterator[tuple[AppContext, Session]]:
     try:
         with context.session() as db:
             yield context, db
-    except RegistrationError as error:
+    except ServiceError as error:
         raise from_registration_error(error) from None
 
 
@@ -172,11 +180,11 @@ def _request_out(db: Session, item: RegistrationRequest) -> RequestOut:
 
 
 def _client_out(db: Session, client: Client) -> ClientOut:
-    return ClientOut.of_client(client, clients_service.secret_status(db, client))
+    return ClientOut.of_client(client, client_secrets.secret_status(db, client))
 
 
-def _client_page(db: Session, rows: list[Client], info: registration.Page) -> ClientPage:
-    statuses = clients_service.secret_statuses(db, rows)
+def _client_page(db: Session, rows: list[Client], info: paging.Page) -> ClientPage:
+    statuses = client_secrets.secret_statuses(db, rows)
     return ClientPage(
         items=[ClientOut.of_client(c, statuses.get(c.id)) for c in rows],
         page=info.number,
@@ -192,7 +200,7 @@ def _access_out(db: Session, client: Client) -> list[AccessEntryOut]:
             customer_id=m.customer_id,
             state="active" if entry.accepted_at else "pending",
         )
-        for entry, m in clients_service.access_list(db, client)
+        for entry, m in access_lists.access_list(db, client)
     ]
 
 
@@ -214,7 +222,7 @@ def me(request: Request, member: Reader) -> MeOut:
 @router.get("/requests", response_model=RequestPage, tags=["requests"])
 def list_requests(request: Request, member: Reader, page: int = 1) -> RequestPage:
     with unit_of_work(request) as (_context, db):
-        rows, info = registration.requests_of(db, member, page)
+        rows, info = request_queue.requests_of(db, member, page)
         return RequestPage(
             items=[_request_out(db, r) for r in rows],
             page=info.number,
@@ -230,7 +238,7 @@ def create_request(
     """Ask for a new client; staff review it within the due period."""
     _one_contact(body)
     with unit_of_work(request) as (context, db):
-        item, mail_ids = registration.submit(
+        item, mail_ids = workflow.submit(
             context, db, member, body.to_details(), ip=client_of(request).ip
         )
         result = _request_out(db, item)
@@ -266,7 +274,7 @@ def resubmit_request(
     _one_contact(body)
     with unit_of_work(request) as (context, db):
         item = _own_request(db, member, request_id)
-        mail_ids = registration.resubmit(
+        mail_ids = workflow.resubmit(
             context, db, item, member, body.to_details(), client_of(request).ip
         )
         result = _request_out(db, item)
@@ -280,7 +288,7 @@ def withdraw_request(
 ) -> RequestOut:
     with unit_of_work(request) as (context, db):
         item = _own_request(db, member, request_id)
-        mail_ids = registration.withdraw(context, db, item, member, client_of(request).ip)
+        mail_ids = workflow.withdraw(context, db, item, member, client_of(request).ip)
         result = _request_out(db, item)
     deliver_later(background, context, mail_ids)
     return result
@@ -310,7 +318,7 @@ def reveal_secret(request: Request, client_id: str, member: Changer) -> SecretOu
     with unit_of_work(request) as (context, db):
         client = _own_client(db, member, client_id)
         try:
-            secret = clients_service.reveal_in_portal(
+            secret = client_secrets.reveal_in_portal(
                 context, db, client, member, client_of(request).ip
             )
         except RevealRefused as refused:
@@ -323,8 +331,8 @@ def rotate_secret(request: Request, client_id: str, member: Changer) -> SecretOu
     """A new secret, returned once; the previous one works until `previous_secret_valid_until`."""
     with unit_of_work(request) as (context, db):
         client = _own_client(db, member, client_id)
-        secret = clients_service.rotate_secret(context, db, client, member, client_of(request).ip)
-        status = clients_service.secret_status(db, client)
+        secret = client_secrets.rotate_secret(context, db, client, member, client_of(request).ip)
+        status = client_secrets.secret_status(db, client)
         return SecretOut(
             client_id=client.client_id,
             client_secret=secret,
@@ -349,7 +357,7 @@ def request_change(
     _one_contact(body)
     with unit_of_work(request) as (context, db):
         client = _own_client(db, member, client_id)
-        item, mail_ids = registration.submit(
+        item, mail_ids = workflow.submit(
             context, db, member, body.to_details(), changing=client, ip=client_of(request).ip
         )
         result = _request_out(db, item)
@@ -381,7 +389,7 @@ def add_to_access_list(
     """Invite a member; they must accept from their account page before the grant works."""
     with unit_of_work(request) as (context, db):
         client = _own_client(db, member, client_id)
-        _entry, _added, mail_ids = clients_service.add_to_access_list(
+        _entry, _added, mail_ids = access_lists.add_to_access_list(
             context, db, client, body.member, member, by_staff=False, ip=client_of(request).ip
         )
         result = _access_out(db, client)
@@ -399,9 +407,7 @@ def remove_from_access_list(
 ) -> list[AccessEntryOut]:
     with unit_of_work(request) as (_context, db):
         client = _own_client(db, member, client_id)
-        clients_service.remove_from_access_list(
-            db, client, reference, member, client_of(request).ip
-        )
+        access_lists.remove_from_access_list(db, client, reference, member, client_of(request).ip)
         return _access_out(db, client)
 
 
@@ -415,7 +421,7 @@ def _staff_summary(db: Session, item: RegistrationRequest) -> StaffRequestSummar
         **_request_out(db, item).model_dump(),
         requester_email=requester.email,
         requester_customer_id=requester.customer_id,
-        overdue=registration.is_overdue(item),
+        overdue=request_queue.is_overdue(item),
     )
 
 
@@ -423,7 +429,7 @@ def _staff_request_out(
     context: AppContext, db: Session, item: RegistrationRequest
 ) -> StaffRequestOut:
     changing_client = clients_service.by_pk(db, item.client_pk) if item.is_change else None
-    review = registration.review_details(
+    review = client_details.review_details(
         db, context.settings, ClientDetails.of(item), changing=changing_client
     )
     checks = [
@@ -440,11 +446,11 @@ def _staff_request_out(
 
 @router.get("/staff/requests", response_model=StaffRequestPage, tags=["staff"])
 def staff_queue(
-    request: Request, staff: StaffReader, page: int = 1, status: str = registration.SUBMITTED
+    request: Request, staff: StaffReader, page: int = 1, status: str = workflow.SUBMITTED
 ) -> StaffRequestPage:
     """The review queue, earliest due first (a request's checks: GET it by id)."""
     with unit_of_work(request) as (_context, db):
-        rows, info = registration.staff_queue(db, page, [s.strip() for s in status.split(",")])
+        rows, info = request_queue.staff_queue(db, page, [s.strip() for s in status.split(",")])
         return StaffRequestPage(
             items=[_staff_summary(db, r) for r in rows],
             page=info.number,
@@ -480,11 +486,11 @@ def staff_decide(
             raise ApiError(404, "not_found", f"there is no request #{request_id}")
         ip = client_of(request).ip
         if decision == "approve":
-            mail_ids = clients_service.approve(context, db, item, staff, body.message, ip).mail_ids
+            mail_ids = workflow.approve(context, db, item, staff, body.message, ip).mail_ids
         elif decision == "reject":
-            mail_ids = registration.reject(context, db, item, staff, body.message, ip)
+            mail_ids = workflow.reject(context, db, item, staff, body.message, ip)
         elif decision == "request-changes":
-            mail_ids = registration.request_changes(context, db, item, staff, body.message, ip)
+            mail_ids = workflow.request_changes(context, db, item, staff, body.message, ip)
         else:
             raise ApiError(404, "not_found", "decide with approve, reject or request-changes")
         result = _staff_request_out(context, db, item)
@@ -534,7 +540,7 @@ def staff_access_add(
     """Staff additions are active at once: staff act on the member's own request."""
     with unit_of_work(request) as (context, db):
         client = _any_client(db, client_id)
-        clients_service.add_to_access_list(
+        access_lists.add_to_access_list(
             context, db, client, body.member, staff, by_staff=True, ip=client_of(request).ip
         )
         return _access_out(db, client)
@@ -550,5 +556,5 @@ def staff_access_remove(
 ) -> list[AccessEntryOut]:
     with unit_of_work(request) as (_context, db):
         client = _any_client(db, client_id)
-        clients_service.remove_from_access_list(db, client, reference, staff, client_of(request).ip)
+        access_lists.remove_from_access_list(db, client, reference, staff, client_of(request).ip)
         return _access_out(db, client)

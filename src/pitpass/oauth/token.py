@@ -42,7 +42,7 @@ from pitpass.oauth.store import (
     session_opened_by,
 )
 from pitpass.oauth.tokens import TokenSigner
-from pitpass.services.clients import secret_hash
+from pitpass.services.client_secrets import secret_hash
 from pitpass.services.context import AppContext
 from pitpass.services.members import masked_password_matches
 

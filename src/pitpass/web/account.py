@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from pitpass.services import audit, connected_apps, signin
+from pitpass.services import access_lists, audit, connected_apps, signin
 from pitpass.services import clients as clients_service
-from pitpass.services.registration import RegistrationError
+from pitpass.services.errors import ServiceError
 from pitpass.web.common import (
     REMEMBER_COOKIE,
     app_context,
@@ -34,7 +34,7 @@ def account_page(request: Request, forgotten: str = "") -> Response:
     context = app_context(request)
     with context.session() as db:
         memory = signin.browser_memory(context, db, request.cookies.get(REMEMBER_COOKIE), member)
-        invitations = clients_service.invitations_for(db, member)
+        invitations = access_lists.invitations_for(db, member)
     return render(
         request,
         "account.html",
@@ -62,10 +62,10 @@ def answer_access_invitation(
         )
     with app_context(request).session() as db:
         try:
-            clients_service.answer_invitation(
+            access_lists.answer_invitation(
                 db, entry_id, member, answer == "accept", client_of(request).ip
             )
-        except RegistrationError as error:
+        except ServiceError as error:
             return render(
                 request,
                 "error.html",

@@ -10,10 +10,18 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
 from pitpass.db.models import Member, RegistrationRequest, utcnow
-from pitpass.services import audit, registration
+from pitpass.services import (
+    access_lists,
+    audit,
+    client_details,
+    client_secrets,
+    request_queue,
+    workflow,
+)
 from pitpass.services import clients as clients_service
+from pitpass.services.client_details import ClientDetails
 from pitpass.services.crypto import SealError
-from pitpass.services.registration import ClientDetails, RegistrationError
+from pitpass.services.errors import ServiceError
 from pitpass.web.common import (
     app_context,
     client_of,
@@ -120,20 +128,20 @@ def audit_page(
 def queue_page(request: Request, page: int = 1, show: str = "open") -> Response:
     require_staff(request)
     statuses = (
-        (registration.SUBMITTED,)
+        (workflow.SUBMITTED,)
         if show == "open"
-        else (registration.CHANGES_REQUESTED,)
+        else (workflow.CHANGES_REQUESTED,)
         if show == "waiting"
         else (
-            registration.APPROVED,
-            registration.REJECTED,
-            registration.WITHDRAWN,
-            registration.SUBMITTED,
-            registration.CHANGES_REQUESTED,
+            workflow.APPROVED,
+            workflow.REJECTED,
+            workflow.WITHDRAWN,
+            workflow.SUBMITTED,
+            workflow.CHANGES_REQUESTED,
         )
     )
     with app_context(request).session() as db:
-        rows, page_info = registration.staff_queue(db, page, statuses)
+        rows, page_info = request_queue.staff_queue(db, page, statuses)
     now = utcnow()
     return render(
         request,
@@ -143,7 +151,7 @@ def queue_page(request: Request, page: int = 1, show: str = "open") -> Response:
                 {
                     "item": row,
                     "age_days": (now - row.submitted_at).days,
-                    "overdue": registration.is_overdue(row, now),
+                    "overdue": request_queue.is_overdue(row, now),
                 }
                 for row in rows
             ],
@@ -167,7 +175,7 @@ def _request_review_page(
                 status_code=404,
             )
         changing = clients_service.by_pk(db, item.client_pk) if item.is_change else None
-        review = registration.review_details(
+        review = client_details.review_details(
             db, context.settings, ClientDetails.of(item), changing=changing
         )
         requester = db.get(Member, item.requester_id)
@@ -180,9 +188,9 @@ def _request_review_page(
             if requester
             else [],
             "client": clients_service.by_pk(db, item.client_pk),
-            "events": registration.history(db, item),
-            "overdue": registration.is_overdue(item),
-            "labels": registration.FIELD_LABELS,
+            "events": request_queue.history(db, item),
+            "overdue": request_queue.is_overdue(item),
+            "labels": client_details.FIELD_LABELS,
             "errors": {},
         }
     return render(request, "console_request.html", values | more, status_code=status_code)
@@ -220,12 +228,12 @@ def request_decide(
             )
         try:
             if decision == "approve":
-                mail_ids = clients_service.approve(context, db, item, staff, message, ip).mail_ids
+                mail_ids = workflow.approve(context, db, item, staff, message, ip).mail_ids
             elif decision == "reject":
-                mail_ids = registration.reject(context, db, item, staff, message, ip)
+                mail_ids = workflow.reject(context, db, item, staff, message, ip)
             else:
-                mail_ids = registration.request_changes(context, db, item, staff, message, ip)
-        except RegistrationError as error:
+                mail_ids = workflow.request_changes(context, db, item, staff, message, ip)
+        except ServiceError as error:
             failure = error.errors
     if failure:
         return _request_review_page(
@@ -261,8 +269,8 @@ def _staff_client_page(
         values: dict[str, object] = {
             "client": client,
             "owner": db.get(Member, client.owner_id) if client.owner_id else None,
-            "access": clients_service.access_list(db, client),
-            "secret": clients_service.secret_status(db, client),
+            "access": access_lists.access_list(db, client),
+            "secret": client_secrets.secret_status(db, client),
             "errors": {},
         }
     return render(request, "console_client.html", values | more, status_code=status_code)
@@ -300,12 +308,12 @@ def staff_client_action(
             if action in ("disable", "enable"):
                 clients_service.set_disabled(db, client, action == "disable", staff, ip)
             elif action == "access-add":
-                clients_service.add_to_access_list(
+                access_lists.add_to_access_list(
                     context, db, client, member_reference, staff, by_staff=True, ip=ip
                 )
             else:
-                clients_service.remove_from_access_list(db, client, member_reference, staff, ip)
-        except RegistrationError as error:
+                access_lists.remove_from_access_list(db, client, member_reference, staff, ip)
+        except ServiceError as error:
             failure = error.errors
     if failure:
         return _staff_client_page(

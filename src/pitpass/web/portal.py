@@ -9,10 +9,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from pitpass.db.models import Client, Member, RegistrationRequest
+from pitpass.services import access_lists, client_details, client_secrets, request_queue, workflow
 from pitpass.services import clients as clients_service
-from pitpass.services import registration
+from pitpass.services.client_details import ClientDetails
 from pitpass.services.context import AppContext
-from pitpass.services.registration import ClientDetails, RegistrationError
+from pitpass.services.errors import ServiceError
 from pitpass.web.common import (
     app_context,
     client_of,
@@ -60,7 +61,7 @@ def details_from_form(
 def form_values(context: AppContext, **more: Any) -> dict[str, Any]:
     return {
         "audiences": context.settings.profile.audiences,
-        "client_types": registration.CLIENT_TYPES,
+        "client_types": client_details.CLIENT_TYPES,
         "errors": {},
         "warnings": {},
     } | more
@@ -89,7 +90,7 @@ def _not_found(request: Request, what: str) -> Response:
 def overview(request: Request, page: int = 1) -> Response:
     member = require_member(request)
     with app_context(request).session() as db:
-        requests, requests_page = registration.requests_of(db, member, page)
+        requests, requests_page = request_queue.requests_of(db, member, page)
         clients, _ = clients_service.clients_of(db, member, 1, per_page=200)
     return render(
         request,
@@ -98,7 +99,7 @@ def overview(request: Request, page: int = 1) -> Response:
             "requests": requests,
             "requests_page": requests_page,
             "clients": clients,
-            "overdue": registration.is_overdue,
+            "overdue": request_queue.is_overdue,
         },
     )
 
@@ -107,7 +108,7 @@ def overview(request: Request, page: int = 1) -> Response:
 def new_request_page(request: Request, template: str = "") -> Response:
     require_member(request)
     context = app_context(request)
-    details = registration.template(template, context.settings)
+    details = client_details.template(template, context.settings)
     return render(
         request,
         "portal_request_new.html",
@@ -126,7 +127,7 @@ def new_request_submit(
     member = require_member(request)
     context = app_context(request)
     with context.session() as db:
-        review = registration.review_details(db, context.settings, details)
+        review = client_details.review_details(db, context.settings, details)
         if not review.ok:
             return render(
                 request,
@@ -139,9 +140,7 @@ def new_request_submit(
                 ),
                 status_code=400,
             )
-        created, mail_ids = registration.submit(
-            context, db, member, details, ip=client_of(request).ip
-        )
+        created, mail_ids = workflow.submit(context, db, member, details, ip=client_of(request).ip)
     deliver_later(background, context, mail_ids)
     return _redirect(f"/portal/requests/{created.id}")
 
@@ -154,7 +153,7 @@ def request_page(request: Request, request_id: int) -> Response:
         found = _own_request(db, member, request_id)
         if found is None:
             return _not_found(request, "request")
-        events = registration.history(db, found)
+        events = request_queue.history(db, found)
         client = clients_service.by_pk(db, found.client_pk)
     return render(
         request,
@@ -165,7 +164,7 @@ def request_page(request: Request, request_id: int) -> Response:
             details=ClientDetails.of(found),
             events=events,
             client=client,
-            overdue=registration.is_overdue(found),
+            overdue=request_queue.is_overdue(found),
         ),
     )
 
@@ -186,11 +185,11 @@ def request_resubmit(
         if found is None:
             return _not_found(request, "request")
         try:
-            mail_ids = registration.resubmit(
+            mail_ids = workflow.resubmit(
                 context, db, found, member, details, ip=client_of(request).ip
             )
-        except RegistrationError as error:
-            review = registration.review_details(db, context.settings, details)
+        except ServiceError as error:
+            review = client_details.review_details(db, context.settings, details)
             return render(
                 request,
                 "portal_request.html",
@@ -198,7 +197,7 @@ def request_resubmit(
                     context,
                     item=found,
                     details=review.details,
-                    events=registration.history(db, found),
+                    events=request_queue.history(db, found),
                     client=clients_service.by_pk(db, found.client_pk),
                     errors=error.errors,
                     warnings=review.warnings,
@@ -222,8 +221,8 @@ def request_withdraw(
         if found is None:
             return _not_found(request, "request")
         try:
-            mail_ids = registration.withdraw(context, db, found, member, client_of(request).ip)
-        except RegistrationError as error:
+            mail_ids = workflow.withdraw(context, db, found, member, client_of(request).ip)
+        except ServiceError as error:
             return render(
                 request,
                 "error.html",
@@ -243,8 +242,8 @@ def _client_page(
     context = app_context(request)
     values = {
         "client": client,
-        "secret": clients_service.secret_status(db, client),
-        "access": clients_service.access_list(db, client),
+        "secret": client_secrets.secret_status(db, client),
+        "access": access_lists.access_list(db, client),
         "grace_days": context.settings.secret_grace_days,
         "errors": {},
     } | more
@@ -271,10 +270,10 @@ def client_reveal(request: Request, client_id: str, csrf_token: FormText = "") -
         if client is None:
             return _not_found(request, "client")
         try:
-            secret = clients_service.reveal_in_portal(
+            secret = client_secrets.reveal_in_portal(
                 context, db, client, member, client_of(request).ip
             )
-        except clients_service.RevealRefused as refused:
+        except client_secrets.RevealRefused as refused:
             return _client_page(request, db, client, 409, notice_error=refused.message)
     return render(request, "portal_secret.html", {"client": client, "secret": secret})
 
@@ -289,10 +288,10 @@ def client_rotate(request: Request, client_id: str, csrf_token: FormText = "") -
         if client is None:
             return _not_found(request, "client")
         try:
-            secret = clients_service.rotate_secret(
+            secret = client_secrets.rotate_secret(
                 context, db, client, member, client_of(request).ip
             )
-        except RegistrationError as error:
+        except ServiceError as error:
             return _client_page(request, db, client, 409, notice_error=error.errors["client"])
     return render(
         request,
@@ -336,7 +335,7 @@ def change_submit(
         client = _own_client(db, member, client_id)
         if client is None:
             return _not_found(request, "client")
-        review = registration.review_details(db, context.settings, details, changing=client)
+        review = client_details.review_details(db, context.settings, details, changing=client)
         if not review.ok:
             return render(
                 request,
@@ -350,7 +349,7 @@ def change_submit(
                 ),
                 status_code=400,
             )
-        created, mail_ids = registration.submit(
+        created, mail_ids = workflow.submit(
             context, db, member, details, changing=client, ip=client_of(request).ip
         )
     deliver_later(background, context, mail_ids)
@@ -373,7 +372,7 @@ def access_add(
         if client is None:
             return _not_found(request, "client")
         try:
-            _entry, _added, mail_ids = clients_service.add_to_access_list(
+            _entry, _added, mail_ids = access_lists.add_to_access_list(
                 context,
                 db,
                 client,
@@ -382,7 +381,7 @@ def access_add(
                 by_staff=False,
                 ip=client_of(request).ip,
             )
-        except RegistrationError as error:
+        except ServiceError as error:
             return _client_page(
                 request, db, client, 400, errors=error.errors, member_reference=member_reference
             )
@@ -402,10 +401,10 @@ def access_remove(
         if client is None:
             return _not_found(request, "client")
         try:
-            clients_service.remove_from_access_list(
+            access_lists.remove_from_access_list(
                 db, client, member_reference, member, client_of(request).ip
             )
-        except RegistrationError as error:
+        except ServiceError as error:
             return _client_page(request, db, client, 400, errors=error.errors)
     return _redirect(f"/portal/clients/{client_id}")
 
@@ -418,7 +417,7 @@ def secret_link_page(request: Request, token: str) -> Response:
     """A page with a button, not the secret: mail scanners that follow links spend nothing."""
     require_member(request)
     with app_context(request).session() as db:
-        client = clients_service.reveal_link_client(app_context(request), db, token)
+        client = client_secrets.reveal_link_client(app_context(request), db, token)
     return render(request, "portal_secret_link.html", {"client": client, "token": token})
 
 
@@ -429,10 +428,10 @@ def secret_link_reveal(request: Request, token: str, csrf_token: FormText = "") 
     context = app_context(request)
     with context.session() as db:
         try:
-            client, secret = clients_service.reveal_by_link(
+            client, secret = client_secrets.reveal_by_link(
                 context, db, token, member, client_of(request).ip
             )
-        except clients_service.RevealRefused as refused:
+        except client_secrets.RevealRefused as refused:
             return render(
                 request,
                 "error.html",
