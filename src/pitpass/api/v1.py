@@ -40,15 +40,15 @@ from pitpass.services import (
     access_lists,
     client_details,
     client_secrets,
+    members,
     paging,
     request_queue,
     workflow,
 )
 from pitpass.services import clients as clients_service
-from pitpass.services.client_details import ClientDetails
 from pitpass.services.client_secrets import RevealRefused
 from pitpass.services.context import AppContext
-from pitpass.services.errors import ServiceError
+from pitpass.services.errors import ErrorKind, ServiceError
 from pitpass.web.common import CsrfRejected as _CsrfRejected
 from pitpass.web.common import (
     app_context,
@@ -82,36 +82,36 @@ class ApiError(Exception):
         return JSONResponse(self.body.model_dump(), status_code=self.status)
 
 
-def from_registration_error(error: ServiceError) -> ApiError:
-    """Field errors → 400 (RFC 7591 §3.2.2 codes); a state conflict → 409."""
-    if set(error.errors) <= {"status", "request", "client", "invitation"}:
+# Fields of the API's own bodies: RFC 7591's metadata error codes do not name them.
+BODY_FIELDS = frozenset(MemberReference.model_fields) | frozenset(StaffMessage.model_fields)
+
+
+def from_service_error(error: ServiceError) -> ApiError:
+    """A conflict → 409; a field error → 400 with the RFC 7591 §3.2.2 code that fits."""
+    if error.kind is ErrorKind.CONFLICT:
         return ApiError(409, "conflict", " ".join(error.errors.values()))
     fields = [
         FieldError(field=api_field(key), message=message)
-        for key, message in error.errors.items()
-        if not (
-            key == "redirect_uris" and any(k.startswith("redirect_uris.") for k in error.errors)
-        )
+        for key, message in client_details.without_summaries(error.errors).items()
     ]
-    code = (
-        "invalid_redirect_uri"
-        if all(f.field.startswith("redirect_uris") for f in fields)
-        else "invalid_client_metadata"
-    )
-    if "member" in error.errors or "message" in error.errors:
+    if BODY_FIELDS & error.errors.keys():
         code = "invalid_request"
+    elif all(f.field.startswith("redirect_uris") for f in fields):
+        code = "invalid_redirect_uri"
+    else:
+        code = "invalid_client_metadata"
     return ApiError(400, code, "; ".join(f"{f.field}: {f.message}" for f in fields), fields)
 
 
 @contextmanager
 def unit_of_work(request: Request) -> Iterator[tuple[AppContext, Session]]:
-    """A transaction; registration errors become API errors, nothing half-written."""
+    """A transaction; service errors become API errors, nothing half-written."""
     context = app_context(request)
     try:
         with context.session() as db:
             yield context, db
     except ServiceError as error:
-        raise from_registration_error(error) from None
+        raise from_service_error(error) from None
 
 
 def signed_in(request: Request) -> Member:
@@ -175,22 +175,28 @@ def _any_client(db: Session, client_id: str) -> Client:
     return client
 
 
+def _page_info(info: paging.Page) -> dict[str, int]:
+    return {"page": info.number, "per_page": info.per_page, "total": info.total}
+
+
+def _requests_out(db: Session, items: list[RegistrationRequest]) -> list[RequestOut]:
+    """The clients of all the requests in one query, however many are listed."""
+    clients = clients_service.by_pks(db, {item.client_pk for item in items})
+    return [RequestOut.of_request(item, clients.get(item.client_pk)) for item in items]
+
+
 def _request_out(db: Session, item: RegistrationRequest) -> RequestOut:
-    return RequestOut.of_request(item, clients_service.by_pk(db, item.client_pk))
+    return _requests_out(db, [item])[0]
+
+
+def _clients_out(db: Session, clients: list[Client]) -> list[ClientOut]:
+    """The secret status of all the clients in one query, however many are listed."""
+    statuses = client_secrets.secret_statuses(db, clients)
+    return [ClientOut.of_client(client, statuses.get(client.id)) for client in clients]
 
 
 def _client_out(db: Session, client: Client) -> ClientOut:
-    return ClientOut.of_client(client, client_secrets.secret_status(db, client))
-
-
-def _client_page(db: Session, rows: list[Client], info: paging.Page) -> ClientPage:
-    statuses = client_secrets.secret_statuses(db, rows)
-    return ClientPage(
-        items=[ClientOut.of_client(c, statuses.get(c.id)) for c in rows],
-        page=info.number,
-        per_page=info.per_page,
-        total=info.total,
-    )
+    return _clients_out(db, [client])[0]
 
 
 def _access_out(db: Session, client: Client) -> list[AccessEntryOut]:
@@ -223,12 +229,7 @@ def me(request: Request, member: Reader) -> MeOut:
 def list_requests(request: Request, member: Reader, page: int = 1) -> RequestPage:
     with unit_of_work(request) as (_context, db):
         rows, info = request_queue.requests_of(db, member, page)
-        return RequestPage(
-            items=[_request_out(db, r) for r in rows],
-            page=info.number,
-            per_page=info.per_page,
-            total=info.total,
-        )
+        return RequestPage(items=_requests_out(db, rows), **_page_info(info))
 
 
 @router.post("/requests", response_model=RequestOut, status_code=201, tags=["requests"])
@@ -298,12 +299,7 @@ def withdraw_request(
 def list_clients(request: Request, member: Reader, page: int = 1) -> ClientPage:
     with unit_of_work(request) as (_context, db):
         rows, info = clients_service.clients_of(db, member, page)
-        return ClientPage(
-            items=[_client_out(db, c) for c in rows],
-            page=info.number,
-            per_page=info.per_page,
-            total=info.total,
-        )
+        return ClientPage(items=_clients_out(db, rows), **_page_info(info))
 
 
 @router.get("/clients/{client_id}", response_model=ClientOut, tags=["clients"])
@@ -414,34 +410,33 @@ def remove_from_access_list(
 # ----- staff ---------------------------------------------------------------------------
 
 
-def _staff_summary(db: Session, item: RegistrationRequest) -> StaffRequestSummary:
-    requester = db.get(Member, item.requester_id)
-    assert requester is not None
-    return StaffRequestSummary(
-        **_request_out(db, item).model_dump(),
-        requester_email=requester.email,
-        requester_customer_id=requester.customer_id,
-        overdue=request_queue.is_overdue(item),
-    )
+def _staff_summaries(db: Session, items: list[RegistrationRequest]) -> list[StaffRequestSummary]:
+    """Requesters and clients in one query each, however many requests are listed."""
+    requesters = members.by_ids(db, {item.requester_id for item in items})
+    return [
+        StaffRequestSummary(
+            **out.model_dump(),
+            requester_email=requesters[item.requester_id].email,
+            requester_customer_id=requesters[item.requester_id].customer_id,
+            overdue=request_queue.is_overdue(item),
+        )
+        for item, out in zip(items, _requests_out(db, items), strict=True)
+    ]
 
 
 def _staff_request_out(
     context: AppContext, db: Session, item: RegistrationRequest
 ) -> StaffRequestOut:
-    changing_client = clients_service.by_pk(db, item.client_pk) if item.is_change else None
-    review = client_details.review_details(
-        db, context.settings, ClientDetails.of(item), changing=changing_client
-    )
+    review = workflow.review_request(db, context.settings, item)
     checks = [
         CheckOut(level="blocked", field=api_field(k), message=m)
-        for k, m in review.errors.items()
-        if k != "redirect_uris" or not any(e.startswith("redirect_uris.") for e in review.errors)
+        for k, m in client_details.without_summaries(review.errors).items()
     ] + [
         CheckOut(level="warning", field=api_field(k), message=m)
         for k, messages in review.warnings.items()
         for m in messages
     ]
-    return StaffRequestOut(**_staff_summary(db, item).model_dump(), checks=checks)
+    return StaffRequestOut(**_staff_summaries(db, [item])[0].model_dump(), checks=checks)
 
 
 @router.get("/staff/requests", response_model=StaffRequestPage, tags=["staff"])
@@ -451,12 +446,7 @@ def staff_queue(
     """The review queue, earliest due first (a request's checks: GET it by id)."""
     with unit_of_work(request) as (_context, db):
         rows, info = request_queue.staff_queue(db, page, [s.strip() for s in status.split(",")])
-        return StaffRequestPage(
-            items=[_staff_summary(db, r) for r in rows],
-            page=info.number,
-            per_page=info.per_page,
-            total=info.total,
-        )
+        return StaffRequestPage(items=_staff_summaries(db, rows), **_page_info(info))
 
 
 @router.get("/staff/requests/{request_id}", response_model=StaffRequestOut, tags=["staff"])
@@ -484,15 +474,10 @@ def staff_decide(
         item = db.get(RegistrationRequest, request_id)
         if item is None:
             raise ApiError(404, "not_found", f"there is no request #{request_id}")
-        ip = client_of(request).ip
-        if decision == "approve":
-            mail_ids = workflow.approve(context, db, item, staff, body.message, ip).mail_ids
-        elif decision == "reject":
-            mail_ids = workflow.reject(context, db, item, staff, body.message, ip)
-        elif decision == "request-changes":
-            mail_ids = workflow.request_changes(context, db, item, staff, body.message, ip)
-        else:
+        if decision not in workflow.DECISIONS:
             raise ApiError(404, "not_found", "decide with approve, reject or request-changes")
+        ip = client_of(request).ip
+        mail_ids = workflow.decide(context, db, item, staff, decision, body.message, ip)
         result = _staff_request_out(context, db, item)
     deliver_later(background, context, mail_ids)
     return result
@@ -502,12 +487,7 @@ def staff_decide(
 def staff_clients(request: Request, staff: StaffReader, page: int = 1) -> ClientPage:
     with unit_of_work(request) as (_context, db):
         rows, info = clients_service.all_clients(db, page)
-        return ClientPage(
-            items=[_client_out(db, c) for c in rows],
-            page=info.number,
-            per_page=info.per_page,
-            total=info.total,
-        )
+        return ClientPage(items=_clients_out(db, rows), **_page_info(info))
 
 
 def _set_disabled(request: Request, client_id: str, staff: Member, disabled: bool) -> ClientOut:

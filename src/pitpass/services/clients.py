@@ -66,8 +66,8 @@ def by_pk(db: Session, pk: int | None) -> Client | None:
     return db.get(Client, pk) if pk is not None else None
 
 
-def by_pks(db: Session, pks: set[int | None]) -> dict[int, Client]:
-    """Many clients in one query (lists name the client of each row)."""
+def by_pks(db: Session, pks: set[int | None]) -> dict[int | None, Client]:
+    """Many clients in one query (lists name the client of each row); None finds none."""
     wanted = {pk for pk in pks if pk is not None}
     if not wanted:
         return {}

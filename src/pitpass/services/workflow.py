@@ -16,9 +16,15 @@ from datetime import timedelta
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from pitpass.config import Settings
 from pitpass.db.models import Client, Member, RegistrationRequest, utcnow
 from pitpass.services import audit
-from pitpass.services.client_details import ClientDetails, is_confidential, review_details
+from pitpass.services.client_details import (
+    ClientDetails,
+    Review,
+    is_confidential,
+    review_details,
+)
 from pitpass.services.client_secrets import issue_secret, live_secrets
 from pitpass.services.clients import Issued, new_client
 from pitpass.services.context import AppContext
@@ -30,6 +36,18 @@ APPROVED = "approved"
 REJECTED = "rejected"
 WITHDRAWN = "withdrawn"
 OPEN_STATUSES = (SUBMITTED, CHANGES_REQUESTED)
+
+
+def _changed_client(db: Session, request: RegistrationRequest) -> Client | None:
+    """The live client a change request would change; None for a new client."""
+    return db.get(Client, request.client_pk) if request.is_change and request.client_pk else None
+
+
+def review_request(db: Session, settings: Settings, request: RegistrationRequest) -> Review:
+    """The automatic checks of a request as it stands, as staff see them before deciding."""
+    return review_details(
+        db, settings, ClientDetails.of(request), changing=_changed_client(db, request)
+    )
 
 
 def _notify(ctx: AppContext, db: Session, request: RegistrationRequest, what: str) -> int:
@@ -117,9 +135,7 @@ def resubmit(
 ) -> list[int]:
     if request.requester_id != requester.id:
         raise ServiceError.conflict("request", "only the member who sent a request can edit it")
-    changing = (
-        db.get(Client, request.client_pk) if request.is_change and request.client_pk else None
-    )
+    changing = _changed_client(db, request)
     review = review_details(db, ctx.settings, details, changing=changing)
     if not review.ok:
         raise ServiceError.fields(review.errors)
@@ -222,9 +238,7 @@ def approve(
     ip: str | None = None,
 ) -> Issued:
     """Approve: create the client (or apply the change) and, for server-side, a secret."""
-    changing = (
-        db.get(Client, request.client_pk) if request.is_change and request.client_pk else None
-    )
+    changing = _changed_client(db, request)
     review = review_details(db, ctx.settings, ClientDetails.of(request), changing=changing)
     if not review.ok:
         # The request's own fields are at fault (a field error), under `request.` to
@@ -306,3 +320,24 @@ def _approval_mail(
         "\n".join(lines) + "\n",
         "request_approved",
     ).id
+
+
+# Staff decisions as URLs and forms name them.
+DECISIONS = ("approve", "reject", "request-changes")
+
+
+def decide(
+    ctx: AppContext,
+    db: Session,
+    request: RegistrationRequest,
+    staff: Member,
+    decision: str,
+    message: str,
+    ip: str | None,
+) -> list[int]:
+    """Carry out one of DECISIONS; returns the ids of the mail to send."""
+    if decision == "approve":
+        return approve(ctx, db, request, staff, message, ip).mail_ids
+    if decision == "reject":
+        return reject(ctx, db, request, staff, message, ip)
+    return request_changes(ctx, db, request, staff, message, ip)
