@@ -221,7 +221,9 @@ def requests_approve(
 def requests_reject(request_id: int, actor: ActorOption, message: MessageOption = "") -> None:
     """Reject, telling the developer why (--message is required)."""
     with staff_session(actor) as (ctx, db, staff):
-        _queue_mail(db, workflow.reject(ctx, db, _request(db, request_id), staff, message))
+        _queue_mail(
+            db, workflow.decide(ctx, db, _request(db, request_id), staff, "reject", message)
+        )
     typer.echo(f"rejected request #{request_id}")
 
 
@@ -232,7 +234,7 @@ def requests_request_changes(
     """Send the request back to the developer with what to change (--message is required)."""
     with staff_session(actor) as (ctx, db, staff):
         item = _request(db, request_id)
-        _queue_mail(db, workflow.request_changes(ctx, db, item, staff, message))
+        _queue_mail(db, workflow.decide(ctx, db, item, staff, "request-changes", message))
     typer.echo(f"asked for changes to request #{request_id}")
 
 

@@ -185,19 +185,27 @@ class _SendBack:
     mail_words: str
 
 
-_CHANGES = _SendBack(CHANGES_REQUESTED, "what to change", "needs changes")
-_REJECTION = _SendBack(REJECTED, "why the request was rejected", "was rejected")
+_SEND_BACKS = {
+    "request-changes": _SendBack(CHANGES_REQUESTED, "what to change", "needs changes"),
+    "reject": _SendBack(REJECTED, "why the request was rejected", "was rejected"),
+}
+# Staff decisions as URLs, forms and commands name them.
+DECISIONS = ("approve", *_SEND_BACKS)
 
 
-def _send_back(
+def decide(
     ctx: AppContext,
     db: Session,
     request: RegistrationRequest,
     staff: Member,
+    decision: str,
     message: str,
-    ip: str | None,
-    how: _SendBack,
+    ip: str | None = None,
 ) -> list[int]:
+    """Carry out one of DECISIONS (`message` required but to approve); returns the mail ids."""
+    if decision == "approve":
+        return approve(ctx, db, request, staff, message, ip).mail_ids
+    how = _SEND_BACKS[decision]
     text = _require_message(message, how.what_to_write)
     decided_at = {"decided_at": utcnow()} if how.to == REJECTED else {}
     move_status(
@@ -205,28 +213,6 @@ def _send_back(
     )
     audit.record_for_request(db, f"request.{how.to}", request, staff, ip, {"message": text})
     return [_notify(ctx, db, request, how.mail_words)]
-
-
-def request_changes(
-    ctx: AppContext,
-    db: Session,
-    request: RegistrationRequest,
-    staff: Member,
-    message: str,
-    ip: str | None = None,
-) -> list[int]:
-    return _send_back(ctx, db, request, staff, message, ip, _CHANGES)
-
-
-def reject(
-    ctx: AppContext,
-    db: Session,
-    request: RegistrationRequest,
-    staff: Member,
-    message: str,
-    ip: str | None = None,
-) -> list[int]:
-    return _send_back(ctx, db, request, staff, message, ip, _REJECTION)
 
 
 def approve(
@@ -320,24 +306,3 @@ def _approval_mail(
         "\n".join(lines) + "\n",
         "request_approved",
     ).id
-
-
-# Staff decisions as URLs and forms name them.
-DECISIONS = ("approve", "reject", "request-changes")
-
-
-def decide(
-    ctx: AppContext,
-    db: Session,
-    request: RegistrationRequest,
-    staff: Member,
-    decision: str,
-    message: str,
-    ip: str | None,
-) -> list[int]:
-    """Carry out one of DECISIONS; returns the ids of the mail to send."""
-    if decision == "approve":
-        return approve(ctx, db, request, staff, message, ip).mail_ids
-    if decision == "reject":
-        return reject(ctx, db, request, staff, message, ip)
-    return request_changes(ctx, db, request, staff, message, ip)

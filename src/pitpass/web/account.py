@@ -19,6 +19,7 @@ from pitpass.web.common import (
     require_csrf,
     require_member,
 )
+from pitpass.web.error_page import error_page
 
 router = APIRouter()
 
@@ -54,24 +55,14 @@ def answer_access_invitation(
     require_csrf(request, csrf_token)
     member = require_member(request)
     if answer not in ("accept", "decline"):
-        return render(
-            request,
-            "error.html",
-            {"title": "Unknown answer", "detail": "Answer with accept or decline."},
-            status_code=404,
-        )
+        return error_page(request, "Unknown answer", "Answer with accept or decline.", 404)
     with app_context(request).session() as db:
         try:
             access_lists.answer_invitation(
                 db, entry_id, member, answer == "accept", client_of(request).ip
             )
         except ServiceError as error:
-            return render(
-                request,
-                "error.html",
-                {"title": "Invitation closed", "detail": error.errors["invitation"]},
-                status_code=409,
-            )
+            return error_page(request, "Invitation closed", error.errors["invitation"], 409)
     return RedirectResponse("/account", status_code=303)
 
 
@@ -129,12 +120,8 @@ def disconnect_app(
     with app_context(request).session() as db:
         client = clients_service.by_client_id(db, client_id)
         if client is None or action not in ("sign-out", "withdraw"):
-            return render(
-                request,
-                "error.html",
-                {"title": "No such app", "detail": "That app or action does not exist."},
-                status_code=404,
-            )
+            no_app = "That app or action does not exist."
+            return error_page(request, "No such app", no_app, 404)
         connected_apps.disconnect(
             db, member, client, client_of(request).ip, withdraw_consent=action == "withdraw"
         )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from pitpass.db.models import Member, RegistrationRequest, utcnow
 from pitpass.services import (
@@ -20,6 +23,7 @@ from pitpass.services import (
 )
 from pitpass.services import clients as clients_service
 from pitpass.services.client_details import ClientDetails
+from pitpass.services.context import AppContext
 from pitpass.services.crypto import SealError
 from pitpass.services.errors import ServiceError
 from pitpass.web.common import (
@@ -30,6 +34,7 @@ from pitpass.web.common import (
     require_csrf,
     require_staff,
 )
+from pitpass.web.error_page import error_page
 
 router = APIRouter(prefix="/console")
 
@@ -168,21 +173,14 @@ def _request_review_page(
     with context.session() as db:
         item = db.get(RegistrationRequest, request_id)
         if item is None:
-            return render(
-                request,
-                "error.html",
-                {"title": "No such request", "detail": f"There is no request #{request_id}."},
-                status_code=404,
+            return error_page(
+                request, "No such request", f"There is no request #{request_id}.", 404
             )
-        changing = clients_service.by_pk(db, item.client_pk) if item.is_change else None
-        review = client_details.review_details(
-            db, context.settings, ClientDetails.of(item), changing=changing
-        )
         requester = db.get(Member, item.requester_id)
         values = {
             "item": item,
             "details": ClientDetails.of(item),
-            "review": review,
+            "review": workflow.review_request(db, context.settings, item),
             "requester": requester,
             "requester_clients": clients_service.clients_of(db, requester, 1, 20)[0]
             if requester
@@ -202,6 +200,18 @@ def request_review(request: Request, request_id: int) -> Response:
     return _request_review_page(request, request_id)
 
 
+@contextmanager
+def _staff_change(
+    request: Request, csrf_token: str
+) -> Iterator[tuple[AppContext, Session, Member]]:
+    """A form a staff member sent, and one transaction for what it changes."""
+    require_csrf(request, csrf_token)
+    staff = require_staff(request)
+    context = app_context(request)
+    with context.session() as db:
+        yield context, db, staff
+
+
 @router.post("/requests/{request_id}/{decision}", response_class=HTMLResponse)
 def request_decide(
     request: Request,
@@ -211,34 +221,17 @@ def request_decide(
     csrf_token: Annotated[str, Form()] = "",
     message: Annotated[str, Form()] = "",
 ) -> Response:
-    require_csrf(request, csrf_token)
-    staff = require_staff(request)
-    context = app_context(request)
     ip = client_of(request).ip
-    mail_ids: list[int] = []
-    failure: dict[str, str] | None = None
-    with context.session() as db:
-        item = db.get(RegistrationRequest, request_id)
-        if item is None or decision not in ("approve", "reject", "request-changes"):
-            return render(
-                request,
-                "error.html",
-                {"title": "No such action", "detail": "Approve, reject or request changes."},
-                status_code=404,
-            )
-        try:
-            if decision == "approve":
-                mail_ids = workflow.approve(context, db, item, staff, message, ip).mail_ids
-            elif decision == "reject":
-                mail_ids = workflow.reject(context, db, item, staff, message, ip)
-            else:
-                mail_ids = workflow.request_changes(context, db, item, staff, message, ip)
-        except ServiceError as error:
-            failure = error.errors
-    if failure:
-        return _request_review_page(
-            request, request_id, 400, errors=failure, decision=decision, message=message
-        )
+    try:
+        with _staff_change(request, csrf_token) as (context, db, staff):
+            item = db.get(RegistrationRequest, request_id)
+            if item is None or decision not in workflow.DECISIONS:
+                no_action = "Approve, reject or request changes."
+                return error_page(request, "No such action", no_action, 404)
+            mail_ids = workflow.decide(context, db, item, staff, decision, message, ip)
+    except ServiceError as error:  # refused before anything was written
+        more = {"errors": error.errors, "decision": decision, "message": message}
+        return _request_review_page(request, request_id, 400, **more)
     deliver_later(background, context, mail_ids)
     return RedirectResponse(f"/console/requests/{request_id}", status_code=303)
 
@@ -260,12 +253,7 @@ def _staff_client_page(
     with app_context(request).session() as db:
         client = clients_service.by_client_id(db, client_id)
         if client is None:
-            return render(
-                request,
-                "error.html",
-                {"title": "No such client", "detail": f"There is no client {client_id}."},
-                status_code=404,
-            )
+            return error_page(request, "No such client", f"There is no client {client_id}.", 404)
         values: dict[str, object] = {
             "client": client,
             "owner": db.get(Member, client.owner_id) if client.owner_id else None,
@@ -282,6 +270,9 @@ def staff_client_page(request: Request, client_id: str) -> Response:
     return _staff_client_page(request, client_id)
 
 
+CLIENT_ACTIONS = ("disable", "enable", "access-add", "access-remove")
+
+
 @router.post("/clients/{client_id}/{action}", response_class=HTMLResponse)
 def staff_client_action(
     request: Request,
@@ -290,21 +281,13 @@ def staff_client_action(
     csrf_token: Annotated[str, Form()] = "",
     member_reference: Annotated[str, Form()] = "",
 ) -> Response:
-    require_csrf(request, csrf_token)
-    staff = require_staff(request)
-    context = app_context(request)
     ip = client_of(request).ip
-    failure: dict[str, str] | None = None
-    with context.session() as db:
-        client = clients_service.by_client_id(db, client_id)
-        if client is None or action not in ("disable", "enable", "access-add", "access-remove"):
-            return render(
-                request,
-                "error.html",
-                {"title": "No such action", "detail": "That client or action does not exist."},
-                status_code=404,
-            )
-        try:
+    try:
+        with _staff_change(request, csrf_token) as (context, db, staff):
+            client = clients_service.by_client_id(db, client_id)
+            if client is None or action not in CLIENT_ACTIONS:
+                no_action = "That client or action does not exist."
+                return error_page(request, "No such action", no_action, 404)
             if action in ("disable", "enable"):
                 clients_service.set_disabled(db, client, action == "disable", staff, ip)
             elif action == "access-add":
@@ -313,10 +296,7 @@ def staff_client_action(
                 )
             else:
                 access_lists.remove_from_access_list(db, client, member_reference, staff, ip)
-        except ServiceError as error:
-            failure = error.errors
-    if failure:
-        return _staff_client_page(
-            request, client_id, 400, errors=failure, member_reference=member_reference
-        )
+    except ServiceError as error:  # refused before anything was written
+        more = {"errors": error.errors, "member_reference": member_reference}
+        return _staff_client_page(request, client_id, 400, **more)
     return RedirectResponse(f"/console/clients/{client_id}", status_code=303)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
@@ -11,7 +13,7 @@ from sqlalchemy.orm import Session
 from pitpass.db.models import Client, Member, RegistrationRequest
 from pitpass.services import access_lists, client_details, client_secrets, request_queue, workflow
 from pitpass.services import clients as clients_service
-from pitpass.services.client_details import ClientDetails
+from pitpass.services.client_details import ClientDetails, Review
 from pitpass.services.context import AppContext
 from pitpass.services.errors import ServiceError
 from pitpass.web.common import (
@@ -22,6 +24,7 @@ from pitpass.web.common import (
     require_csrf,
     require_member,
 )
+from pitpass.web.error_page import error_page
 
 router = APIRouter(prefix="/portal")
 
@@ -58,6 +61,9 @@ def details_from_form(
     )
 
 
+Details = Annotated[ClientDetails, Depends(details_from_form)]
+
+
 def form_values(context: AppContext, **more: Any) -> dict[str, Any]:
     return {
         "audiences": context.settings.profile.audiences,
@@ -65,6 +71,26 @@ def form_values(context: AppContext, **more: Any) -> dict[str, Any]:
         "errors": {},
         "warnings": {},
     } | more
+
+
+def _form_refused(request: Request, template: str, review: Review, **more: Any) -> Response:
+    """The form again, with what the checks found (`more` may name other errors)."""
+    found = {"details": review.details, "errors": review.errors, "warnings": review.warnings}
+    values = form_values(app_context(request), **(found | more))
+    return render(request, template, values, status_code=400)
+
+
+@contextmanager
+def _member_session(
+    request: Request, csrf_token: str | None = None
+) -> Iterator[tuple[AppContext, Session, Member]]:
+    """The signed-in member and one transaction; a change (`csrf_token`) checks the form first."""
+    if csrf_token is not None:
+        require_csrf(request, csrf_token)
+    member = require_member(request)
+    context = app_context(request)
+    with context.session() as db:
+        yield context, db, member
 
 
 def _own_request(db: Session, member: Member, request_id: int) -> RegistrationRequest | None:
@@ -78,18 +104,14 @@ def _own_client(db: Session, member: Member, client_id: str) -> Client | None:
 
 
 def _not_found(request: Request, what: str) -> Response:
-    return render(
-        request,
-        "error.html",
-        {"title": f"No such {what}", "detail": f"There is no {what} of yours at this address."},
-        status_code=404,
+    return error_page(
+        request, f"No such {what}", f"There is no {what} of yours at this address.", 404
     )
 
 
 @router.get("", response_class=HTMLResponse)
 def overview(request: Request, page: int = 1) -> Response:
-    member = require_member(request)
-    with app_context(request).session() as db:
+    with _member_session(request) as (_context, db, member):
         requests, requests_page = request_queue.requests_of(db, member, page)
         clients, _ = clients_service.clients_of(db, member, 1, per_page=200)
     return render(
@@ -118,54 +140,39 @@ def new_request_page(request: Request, template: str = "") -> Response:
 
 @router.post("/requests/new", response_class=HTMLResponse)
 def new_request_submit(
-    request: Request,
-    background: BackgroundTasks,
-    details: Annotated[ClientDetails, Depends(details_from_form)],
-    csrf_token: FormText = "",
+    request: Request, background: BackgroundTasks, details: Details, csrf_token: FormText = ""
 ) -> Response:
-    require_csrf(request, csrf_token)
-    member = require_member(request)
-    context = app_context(request)
-    with context.session() as db:
+    with _member_session(request, csrf_token) as (context, db, member):
         review = client_details.review_details(db, context.settings, details)
         if not review.ok:
-            return render(
-                request,
-                "portal_request_new.html",
-                form_values(
-                    context,
-                    details=review.details,
-                    errors=review.errors,
-                    warnings=review.warnings,
-                ),
-                status_code=400,
-            )
+            return _form_refused(request, "portal_request_new.html", review)
         created, mail_ids = workflow.submit(context, db, member, details, ip=client_of(request).ip)
     deliver_later(background, context, mail_ids)
     return _redirect(f"/portal/requests/{created.id}")
 
 
+def _request_values(db: Session, found: RegistrationRequest) -> dict[str, Any]:
+    return {
+        "item": found,
+        "events": request_queue.history(db, found),
+        "client": clients_service.by_pk(db, found.client_pk),
+    }
+
+
 @router.get("/requests/{request_id}", response_class=HTMLResponse)
 def request_page(request: Request, request_id: int) -> Response:
-    member = require_member(request)
-    context = app_context(request)
-    with context.session() as db:
+    with _member_session(request) as (context, db, member):
         found = _own_request(db, member, request_id)
         if found is None:
             return _not_found(request, "request")
-        events = request_queue.history(db, found)
-        client = clients_service.by_pk(db, found.client_pk)
+        values = _request_values(db, found)
     return render(
         request,
         "portal_request.html",
         form_values(
-            context,
-            item=found,
-            details=ClientDetails.of(found),
-            events=events,
-            client=client,
-            overdue=request_queue.is_overdue(found),
-        ),
+            context, details=ClientDetails.of(found), overdue=request_queue.is_overdue(found)
+        )
+        | values,
     )
 
 
@@ -174,13 +181,10 @@ def request_resubmit(
     request: Request,
     request_id: int,
     background: BackgroundTasks,
-    details: Annotated[ClientDetails, Depends(details_from_form)],
+    details: Details,
     csrf_token: FormText = "",
 ) -> Response:
-    require_csrf(request, csrf_token)
-    member = require_member(request)
-    context = app_context(request)
-    with context.session() as db:
+    with _member_session(request, csrf_token) as (context, db, member):
         found = _own_request(db, member, request_id)
         if found is None:
             return _not_found(request, "request")
@@ -190,21 +194,8 @@ def request_resubmit(
             )
         except ServiceError as error:
             review = client_details.review_details(db, context.settings, details)
-            return render(
-                request,
-                "portal_request.html",
-                form_values(
-                    context,
-                    item=found,
-                    details=review.details,
-                    events=request_queue.history(db, found),
-                    client=clients_service.by_pk(db, found.client_pk),
-                    errors=error.errors,
-                    warnings=review.warnings,
-                    overdue=False,
-                ),
-                status_code=400,
-            )
+            values = _request_values(db, found) | {"errors": error.errors, "overdue": False}
+            return _form_refused(request, "portal_request.html", review, **values)
     deliver_later(background, context, mail_ids)
     return _redirect(f"/portal/requests/{request_id}")
 
@@ -213,22 +204,14 @@ def request_resubmit(
 def request_withdraw(
     request: Request, request_id: int, background: BackgroundTasks, csrf_token: FormText = ""
 ) -> Response:
-    require_csrf(request, csrf_token)
-    member = require_member(request)
-    context = app_context(request)
-    with context.session() as db:
+    with _member_session(request, csrf_token) as (context, db, member):
         found = _own_request(db, member, request_id)
         if found is None:
             return _not_found(request, "request")
         try:
             mail_ids = workflow.withdraw(context, db, found, member, client_of(request).ip)
         except ServiceError as error:
-            return render(
-                request,
-                "error.html",
-                {"title": "Cannot withdraw", "detail": error.errors["status"]},
-                status_code=409,
-            )
+            return error_page(request, "Cannot withdraw", error.errors["status"], 409)
     deliver_later(background, context, mail_ids)
     return _redirect(f"/portal/requests/{request_id}")
 
@@ -252,8 +235,7 @@ def _client_page(
 
 @router.get("/clients/{client_id}", response_class=HTMLResponse)
 def client_page(request: Request, client_id: str) -> Response:
-    member = require_member(request)
-    with app_context(request).session() as db:
+    with _member_session(request) as (_context, db, member):
         client = _own_client(db, member, client_id)
         if client is None:
             return _not_found(request, "client")
@@ -262,10 +244,7 @@ def client_page(request: Request, client_id: str) -> Response:
 
 @router.post("/clients/{client_id}/reveal", response_class=HTMLResponse)
 def client_reveal(request: Request, client_id: str, csrf_token: FormText = "") -> Response:
-    require_csrf(request, csrf_token)
-    member = require_member(request)
-    context = app_context(request)
-    with context.session() as db:
+    with _member_session(request, csrf_token) as (context, db, member):
         client = _own_client(db, member, client_id)
         if client is None:
             return _not_found(request, "client")
@@ -280,10 +259,7 @@ def client_reveal(request: Request, client_id: str, csrf_token: FormText = "") -
 
 @router.post("/clients/{client_id}/rotate", response_class=HTMLResponse)
 def client_rotate(request: Request, client_id: str, csrf_token: FormText = "") -> Response:
-    require_csrf(request, csrf_token)
-    member = require_member(request)
-    context = app_context(request)
-    with context.session() as db:
+    with _member_session(request, csrf_token) as (context, db, member):
         client = _own_client(db, member, client_id)
         if client is None:
             return _not_found(request, "client")
@@ -307,9 +283,7 @@ def client_rotate(request: Request, client_id: str, csrf_token: FormText = "") -
 
 @router.get("/clients/{client_id}/change", response_class=HTMLResponse)
 def change_page(request: Request, client_id: str) -> Response:
-    member = require_member(request)
-    context = app_context(request)
-    with context.session() as db:
+    with _member_session(request) as (context, db, member):
         client = _own_client(db, member, client_id)
         if client is None:
             return _not_found(request, "client")
@@ -325,30 +299,16 @@ def change_submit(
     request: Request,
     client_id: str,
     background: BackgroundTasks,
-    details: Annotated[ClientDetails, Depends(details_from_form)],
+    details: Details,
     csrf_token: FormText = "",
 ) -> Response:
-    require_csrf(request, csrf_token)
-    member = require_member(request)
-    context = app_context(request)
-    with context.session() as db:
+    with _member_session(request, csrf_token) as (context, db, member):
         client = _own_client(db, member, client_id)
         if client is None:
             return _not_found(request, "client")
         review = client_details.review_details(db, context.settings, details, changing=client)
         if not review.ok:
-            return render(
-                request,
-                "portal_change.html",
-                form_values(
-                    context,
-                    client=client,
-                    details=review.details,
-                    errors=review.errors,
-                    warnings=review.warnings,
-                ),
-                status_code=400,
-            )
+            return _form_refused(request, "portal_change.html", review, client=client)
         created, mail_ids = workflow.submit(
             context, db, member, details, changing=client, ip=client_of(request).ip
         )
@@ -364,10 +324,7 @@ def access_add(
     csrf_token: FormText = "",
     member_reference: FormText = "",
 ) -> Response:
-    require_csrf(request, csrf_token)
-    member = require_member(request)
-    context = app_context(request)
-    with context.session() as db:
+    with _member_session(request, csrf_token) as (context, db, member):
         client = _own_client(db, member, client_id)
         if client is None:
             return _not_found(request, "client")
@@ -393,10 +350,7 @@ def access_add(
 def access_remove(
     request: Request, client_id: str, csrf_token: FormText = "", member_reference: FormText = ""
 ) -> Response:
-    require_csrf(request, csrf_token)
-    member = require_member(request)
-    context = app_context(request)
-    with context.session() as db:
+    with _member_session(request, csrf_token) as (_context, db, member):
         client = _own_client(db, member, client_id)
         if client is None:
             return _not_found(request, "client")
@@ -415,27 +369,18 @@ def access_remove(
 @router.get("/secret/{token}", response_class=HTMLResponse)
 def secret_link_page(request: Request, token: str) -> Response:
     """A page with a button, not the secret: mail scanners that follow links spend nothing."""
-    require_member(request)
-    with app_context(request).session() as db:
-        client = client_secrets.reveal_link_client(app_context(request), db, token)
+    with _member_session(request) as (context, db, _member):
+        client = client_secrets.reveal_link_client(context, db, token)
     return render(request, "portal_secret_link.html", {"client": client, "token": token})
 
 
 @router.post("/secret/{token}", response_class=HTMLResponse)
 def secret_link_reveal(request: Request, token: str, csrf_token: FormText = "") -> Response:
-    require_csrf(request, csrf_token)
-    member = require_member(request)
-    context = app_context(request)
-    with context.session() as db:
+    with _member_session(request, csrf_token) as (context, db, member):
         try:
             client, secret = client_secrets.reveal_by_link(
                 context, db, token, member, client_of(request).ip
             )
         except client_secrets.RevealRefused as refused:
-            return render(
-                request,
-                "error.html",
-                {"title": "Secret not shown", "detail": refused.message},
-                status_code=410,
-            )
+            return error_page(request, "Secret not shown", refused.message, 410)
     return render(request, "portal_secret.html", {"client": client, "secret": secret})
