@@ -18,10 +18,11 @@ from pitpass.cli_common import JsonOption, context, fail, print_json, print_tabl
 from pitpass.db.models import Client, Member, RegistrationRequest
 from pitpass.services import access_lists, client_details, client_secrets, request_queue, workflow
 from pitpass.services import clients as clients_service
-from pitpass.services.client_details import ClientDetails
+from pitpass.services.client_details import ClientDetails, name_field
 from pitpass.services.context import AppContext
 from pitpass.services.errors import ServiceError
 from pitpass.services.members import find_by_email
+from pitpass.services.paging import Page
 
 requests_app = typer.Typer(no_args_is_help=True, help="Client registration requests")
 clients_app = typer.Typer(no_args_is_help=True, help="Issued clients")
@@ -47,20 +48,14 @@ CLI_OPTIONS = {
 
 
 def _option_name(field: str) -> str:
-    name, _, index = field.partition(".")
-    option = CLI_OPTIONS.get(name, name)
-    return f"{option} #{int(index) + 1}" if index.isdigit() else option
+    """`redirect_uris.0` → `--redirect-uri #1`: the option, and which of its values."""
+    return name_field(field, CLI_OPTIONS, lambda option, index: f"{option} #{index + 1}")
 
 
 def explain(error: ServiceError) -> str:
     """All problems on one line, each named by the option that caused it."""
-    errors = error.errors
-    parts = [
-        f"{_option_name(key)}: {message}"
-        for key, message in errors.items()
-        if not (key == "redirect_uris" and any(k.startswith("redirect_uris.") for k in errors))
-    ]
-    return "; ".join(parts)
+    errors = client_details.without_summaries(error.errors)
+    return "; ".join(f"{_option_name(key)}: {message}" for key, message in errors.items())
 
 
 @contextmanager
@@ -151,6 +146,15 @@ def _show(summary: dict[str, Any], as_json: bool) -> None:
         typer.echo(f"{key.ljust(width)}  {'' if shown is None else shown}")
 
 
+def _show_page(
+    title: str, columns: list[str], summaries: list[dict[str, Any]], info: Page, as_json: bool
+) -> None:
+    if as_json:
+        print_json({"items": summaries, "page": info.number, "total": info.total})
+        return
+    print_table(f"{title} ({info.total}; page {info.number} of {info.last})", columns, summaries)
+
+
 # ----- requests --------------------------------------------------------------------------
 
 
@@ -174,14 +178,8 @@ def requests_list(
     with context() as ctx, ctx.session() as db:
         rows, info = request_queue.staff_queue(db, page, statuses)
         summaries = [request_summary(db, r) for r in rows]
-    if as_json:
-        print_json({"items": summaries, "page": info.number, "total": info.total})
-        return
-    print_table(
-        f"Requests ({info.total}; page {info.number} of {info.last})",
-        ["id", "client_name", "kind", "status", "due_at", "overdue", "requester"],
-        summaries,
-    )
+    columns = ["id", "client_name", "kind", "status", "due_at", "overdue", "requester"]
+    _show_page("Requests", columns, summaries, info, as_json)
 
 
 @requests_app.command("show")
@@ -189,10 +187,7 @@ def requests_show(request_id: int, as_json: JsonOption = False) -> None:
     """One request with its automatic checks."""
     with context() as ctx, ctx.session() as db:
         item = _request(db, request_id)
-        changing = clients_service.by_pk(db, item.client_pk) if item.is_change else None
-        review = client_details.review_details(
-            db, ctx.settings, ClientDetails.of(item), changing=changing
-        )
+        review = workflow.review_request(db, ctx.settings, item)
         summary = request_summary(db, item) | {
             "blocked": [f"{_option_name(k)}: {m}" for k, m in review.errors.items()],
             "warnings": [
@@ -259,14 +254,8 @@ def clients_list(
     with context() as ctx, ctx.session() as db:
         rows, info = clients_service.all_clients(db, page)
         summaries = [client_summary(db, c) for c in rows]
-    if as_json:
-        print_json({"items": summaries, "page": info.number, "total": info.total})
-        return
-    print_table(
-        f"Clients ({info.total}; page {info.number} of {info.last})",
-        ["client_id", "client_name", "client_type", "flows", "state"],
-        summaries,
-    )
+    columns = ["client_id", "client_name", "client_type", "flows", "state"]
+    _show_page("Clients", columns, summaries, info, as_json)
 
 
 @clients_app.command("show")

@@ -210,6 +210,32 @@ def _access_out(db: Session, client: Client) -> list[AccessEntryOut]:
     ]
 
 
+def _access_client(db: Session, actor: Member, client_id: str, by_staff: bool) -> Client:
+    """Staff manage any client's access list; a developer only their own clients'."""
+    return _any_client(db, client_id) if by_staff else _own_client(db, actor, client_id)
+
+
+def _add_access(
+    request: Request, client_id: str, reference: str, actor: Member, by_staff: bool
+) -> tuple[list[AccessEntryOut], AppContext, list[int]]:
+    """The access list after adding `reference`, and the invitation mail to send."""
+    with unit_of_work(request) as (context, db):
+        client = _access_client(db, actor, client_id, by_staff)
+        _entry, _added, mail_ids = access_lists.add_to_access_list(
+            context, db, client, reference, actor, by_staff=by_staff, ip=client_of(request).ip
+        )
+        return _access_out(db, client), context, mail_ids
+
+
+def _remove_access(
+    request: Request, client_id: str, reference: str, actor: Member, *, by_staff: bool
+) -> list[AccessEntryOut]:
+    with unit_of_work(request) as (_context, db):
+        client = _access_client(db, actor, client_id, by_staff)
+        access_lists.remove_from_access_list(db, client, reference, actor, client_of(request).ip)
+        return _access_out(db, client)
+
+
 # ----- members -------------------------------------------------------------------------
 
 
@@ -383,12 +409,7 @@ def add_to_access_list(
     background: BackgroundTasks,
 ) -> list[AccessEntryOut]:
     """Invite a member; they must accept from their account page before the grant works."""
-    with unit_of_work(request) as (context, db):
-        client = _own_client(db, member, client_id)
-        _entry, _added, mail_ids = access_lists.add_to_access_list(
-            context, db, client, body.member, member, by_staff=False, ip=client_of(request).ip
-        )
-        result = _access_out(db, client)
+    result, context, mail_ids = _add_access(request, client_id, body.member, member, False)
     deliver_later(background, context, mail_ids)
     return result
 
@@ -401,10 +422,7 @@ def add_to_access_list(
 def remove_from_access_list(
     request: Request, client_id: str, reference: str, member: Changer
 ) -> list[AccessEntryOut]:
-    with unit_of_work(request) as (_context, db):
-        client = _own_client(db, member, client_id)
-        access_lists.remove_from_access_list(db, client, reference, member, client_of(request).ip)
-        return _access_out(db, client)
+    return _remove_access(request, client_id, reference, member, by_staff=False)
 
 
 # ----- staff ---------------------------------------------------------------------------
@@ -518,12 +536,7 @@ def staff_access_add(
     request: Request, client_id: str, body: MemberReference, staff: StaffChanger
 ) -> list[AccessEntryOut]:
     """Staff additions are active at once: staff act on the member's own request."""
-    with unit_of_work(request) as (context, db):
-        client = _any_client(db, client_id)
-        access_lists.add_to_access_list(
-            context, db, client, body.member, staff, by_staff=True, ip=client_of(request).ip
-        )
-        return _access_out(db, client)
+    return _add_access(request, client_id, body.member, staff, True)[0]
 
 
 @router.delete(
@@ -534,7 +547,4 @@ def staff_access_add(
 def staff_access_remove(
     request: Request, client_id: str, reference: str, staff: StaffChanger
 ) -> list[AccessEntryOut]:
-    with unit_of_work(request) as (_context, db):
-        client = _any_client(db, client_id)
-        access_lists.remove_from_access_list(db, client, reference, staff, client_of(request).ip)
-        return _access_out(db, client)
+    return _remove_access(request, client_id, reference, staff, by_staff=True)

@@ -6,6 +6,7 @@ registration request and an issued client.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from urllib.parse import urlsplit
 
@@ -207,36 +208,44 @@ def review_details(
     return review
 
 
+def name_field(key: str, names: Mapping[str, str], indexed: Callable[[str, int], str]) -> str:
+    """A field key (`redirect_uris.2`) in another vocabulary: `names` renames, `indexed`
+    places the index of a list entry."""
+    name, _, index = key.partition(".")
+    name = names.get(name, name)
+    return indexed(name, int(index)) if index.isdigit() else name
+
+
 def without_summaries(errors: dict[str, str]) -> dict[str, str]:
     """The errors to list one by one: `redirect_uris` only sums up `redirect_uris.N`."""
     indexed = any(key.startswith("redirect_uris.") for key in errors)
     return {k: v for k, v in errors.items() if not (indexed and k == "redirect_uris")}
 
 
+# What the seed's two sample requests share.
+_SAMPLE = ClientDetails(
+    client_type="server-side", developer_email="developer@example.com", audiences=["data-server"]
+)
 TEMPLATES: dict[str, ClientDetails] = {
-    # The seed's two sample requests; the sample name "My iRacing Data Tool" would
-    # itself fail the brand rule, so the template uses an honest name.
-    "data-tool": ClientDetails(
+    # The seed's sample name "My iRacing Data Tool" would itself fail the brand
+    # rule, so the template uses an honest name.
+    "data-tool": replace(
+        _SAMPLE,
         client_name="My Sim Data Tool",
-        client_type="server-side",
         flows=["password_limited"],
         description="discord-bot",
-        developer_email="developer@example.com",
-        audiences=["data-server"],
     ),
-    "league-manager": ClientDetails(
+    "league-manager": replace(
+        _SAMPLE,
         client_name="My League Manager",
-        client_type="server-side",
         flows=["authorization_code"],
         description="league manager website",
         developer_name="My Racing League Inc.",
         developer_url="https://www.myleague.com",
-        developer_email="developer@example.com",
         redirect_uris=[
             "https://www.myleague.com/oauth/callback",
             "https://staging.myleague.com/oauth/callback",
         ],
-        audiences=["data-server"],
     ),
 }
 

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from pitpass.db.models import Member
 from pitpass.services import access_lists, audit, connected_apps, signin
 from pitpass.services import clients as clients_service
 from pitpass.services.errors import ServiceError
@@ -22,6 +23,12 @@ from pitpass.web.common import (
 from pitpass.web.error_page import error_page
 
 router = APIRouter()
+
+
+def _member_sending(request: Request, csrf_token: str) -> Member:
+    """The member who sent a form, which must carry this browser's CSRF token."""
+    require_csrf(request, csrf_token)
+    return require_member(request)
 
 
 @router.get("/", include_in_schema=False)
@@ -52,8 +59,7 @@ def answer_access_invitation(
     request: Request, entry_id: int, answer: str, csrf_token: Annotated[str, Form()] = ""
 ) -> Response:
     """Accept or decline a place on a password-limited client's access list (PRODUCT.md §3)."""
-    require_csrf(request, csrf_token)
-    member = require_member(request)
+    member = _member_sending(request, csrf_token)
     if answer not in ("accept", "decline"):
         return error_page(request, "Unknown answer", "Answer with accept or decline.", 404)
     with app_context(request).session() as db:
@@ -68,8 +74,7 @@ def answer_access_invitation(
 
 @router.post("/account/forget-browser")
 def forget_browser(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
-    require_csrf(request, csrf_token)
-    member = require_member(request)
+    member = _member_sending(request, csrf_token)
     context = app_context(request)
     with context.session() as db:
         signin.forget_browser(context, db, request.cookies.get(REMEMBER_COOKIE))
@@ -103,8 +108,7 @@ def connected_apps_page(request: Request) -> Response:
 def sign_out_app_session(
     request: Request, session_id: str, csrf_token: Annotated[str, Form()] = ""
 ) -> Response:
-    require_csrf(request, csrf_token)
-    member = require_member(request)
+    member = _member_sending(request, csrf_token)
     with app_context(request).session() as db:
         connected_apps.sign_out_session(db, member, session_id, client_of(request).ip)
     return RedirectResponse("/account/apps", status_code=303)
@@ -115,8 +119,7 @@ def disconnect_app(
     request: Request, client_id: str, action: str, csrf_token: Annotated[str, Form()] = ""
 ) -> Response:
     """`sign-out` ends every session of the client; `withdraw` also forgets the consent."""
-    require_csrf(request, csrf_token)
-    member = require_member(request)
+    member = _member_sending(request, csrf_token)
     with app_context(request).session() as db:
         client = clients_service.by_client_id(db, client_id)
         if client is None or action not in ("sign-out", "withdraw"):
