@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from pitpass.db.models import Client, Member, RegistrationRequest
@@ -29,36 +30,29 @@ from pitpass.web.error_page import error_page
 router = APIRouter(prefix="/portal")
 
 FormText = Annotated[str, Form()]
-FormList = Annotated[list[str], Form()]
 
 
 def _redirect(location: str) -> RedirectResponse:
     return RedirectResponse(location, status_code=303)
 
 
-def details_from_form(
-    client_name: FormText = "",
-    client_type: FormText = "",
-    flows: FormList = [],  # noqa: B006 - FastAPI copies form defaults
-    description: FormText = "",
-    developer_name: FormText = "",
-    developer_url: FormText = "",
-    developer_email: FormText = "",
-    redirect_uris: FormText = "",
-    audiences: FormList = [],  # noqa: B006
-) -> ClientDetails:
-    """The request form (templates/_request_form.html) as ClientDetails."""
-    return ClientDetails(
-        client_name=client_name,
-        client_type=client_type,
-        flows=flows,
-        description=description,
-        developer_name=developer_name,
-        developer_url=developer_url,
-        developer_email=developer_email,
-        redirect_uris=redirect_uris.splitlines(),
-        audiences=audiences,
-    )
+class RequestForm(BaseModel):
+    """The request form (templates/_request_form.html): the fields of ClientDetails,
+    with the redirect URIs one a line."""
+
+    client_name: str = ""
+    client_type: str = ""
+    flows: list[str] = []
+    description: str = ""
+    developer_name: str = ""
+    developer_url: str = ""
+    developer_email: str = ""
+    redirect_uris: str = ""
+    audiences: list[str] = []
+
+
+def details_from_form(form: Annotated[RequestForm, Form()]) -> ClientDetails:
+    return ClientDetails(**form.model_dump() | {"redirect_uris": form.redirect_uris.splitlines()})
 
 
 Details = Annotated[ClientDetails, Depends(details_from_form)]
