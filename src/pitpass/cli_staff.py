@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -111,20 +112,18 @@ def request_summary(db: Session, item: RegistrationRequest) -> dict[str, Any]:
     }
 
 
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
 def client_summary(db: Session, client: Client) -> dict[str, Any]:
     status = client_secrets.secret_status(db, client)
     return {
         "client_id": client.client_id,
         "state": "disabled" if client.is_disabled else "live",
         **ClientDetails.of(client).as_dict(),
-        "secret_created_at": status.created_at.isoformat()
-        if status and status.created_at
-        else None,
-        "previous_secret_valid_until": (
-            status.previous_valid_until.isoformat()
-            if status and status.previous_valid_until
-            else None
-        ),
+        "secret_created_at": _iso(status.created_at if status else None),
+        "previous_secret_valid_until": _iso(status.previous_valid_until if status else None),
         "access_list": [
             {
                 "email": m.email,
@@ -166,13 +165,7 @@ def requests_list(
 ) -> None:
     """The review queue, earliest due first."""
     statuses = [s.strip() for s in status.split(",")]
-    known = {
-        workflow.SUBMITTED,
-        workflow.CHANGES_REQUESTED,
-        workflow.APPROVED,
-        workflow.REJECTED,
-        workflow.WITHDRAWN,
-    }
+    known = set(workflow.STATUSES)
     if unknown := [s for s in statuses if s not in known]:
         raise fail(f"--status: unknown status {unknown[0]!r}; use {', '.join(sorted(known))}")
     with context() as ctx, ctx.session() as db:

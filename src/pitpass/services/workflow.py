@@ -36,6 +36,7 @@ APPROVED = "approved"
 REJECTED = "rejected"
 WITHDRAWN = "withdrawn"
 OPEN_STATUSES = (SUBMITTED, CHANGES_REQUESTED)
+STATUSES = (*OPEN_STATUSES, APPROVED, REJECTED, WITHDRAWN)
 
 
 def _changed_client(db: Session, request: RegistrationRequest) -> Client | None:

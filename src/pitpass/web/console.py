@@ -132,19 +132,9 @@ def audit_page(
 @router.get("/requests", response_class=HTMLResponse)
 def queue_page(request: Request, page: int = 1, show: str = "open") -> Response:
     require_staff(request)
-    statuses = (
-        (workflow.SUBMITTED,)
-        if show == "open"
-        else (workflow.CHANGES_REQUESTED,)
-        if show == "waiting"
-        else (
-            workflow.APPROVED,
-            workflow.REJECTED,
-            workflow.WITHDRAWN,
-            workflow.SUBMITTED,
-            workflow.CHANGES_REQUESTED,
-        )
-    )
+    # open: waiting for staff; waiting: for the developer; anything else: all.
+    shown = {"open": (workflow.SUBMITTED,), "waiting": (workflow.CHANGES_REQUESTED,)}
+    statuses = shown.get(show, workflow.STATUSES)
     with app_context(request).session() as db:
         rows, page_info = request_queue.staff_queue(db, page, statuses)
     now = utcnow()
