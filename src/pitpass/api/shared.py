@@ -131,14 +131,7 @@ def client_out(db: Session, client: Client) -> ClientOut:
 
 
 def access_out(db: Session, client: Client) -> list[AccessEntryOut]:
-    return [
-        AccessEntryOut(
-            email=m.email,
-            customer_id=m.customer_id,
-            state="active" if entry.accepted_at else "pending",
-        )
-        for entry, m in access_lists.access_list(db, client)
-    ]
+    return [AccessEntryOut(**row) for row in access_lists.shown(db, client)]
 
 
 def _access_client(db: Session, actor: Member, client_id: str, by_staff: bool) -> Client:

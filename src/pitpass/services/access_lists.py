@@ -6,6 +6,8 @@ list: staff additions are active at once, a developer's wait for the member.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -26,6 +28,18 @@ def access_list(db: Session, client: Client) -> list[tuple[AccessListEntry, Memb
         .order_by(AccessListEntry.added_at)
     )
     return [(entry, member) for entry, member in rows]
+
+
+def shown(db: Session, client: Client) -> list[dict[str, Any]]:
+    """The list as API and CLI show it; a member is pending until they accept."""
+    return [
+        {
+            "email": member.email,
+            "customer_id": member.customer_id,
+            "state": "active" if entry.accepted_at else "pending",
+        }
+        for entry, member in access_list(db, client)
+    ]
 
 
 def find_member(db: Session, reference: str) -> Member | None:
