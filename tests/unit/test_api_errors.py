@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pitpass.api.v1 import from_service_error
+from pitpass.api.errors import from_service_error
 from pitpass.services.errors import ServiceError
 
 
