@@ -59,8 +59,8 @@ from pitpass.db.migrate import upgrade
 from pitpass.db.models import AccessListEntry, AuthorizationCode, utcnow
 from pitpass.services import clients as clients_service
 from pitpass.services import members
+from pitpass.services.client_details import ClientDetails
 from pitpass.services.context import AppContext
-from pitpass.services.registration import ClientDetails
 
 PASSWORD = "bench password 123"
 CALLBACK = "https://bench.example/cb"

@@ -39,10 +39,11 @@ from pitpass.config import Settings, load_settings
 from pitpass.db import migrate
 from pitpass.db.engine import driver_url, make_engine
 from pitpass.db.models import Client, Member
+from pitpass.services import access_lists
 from pitpass.services import clients as clients_service
 from pitpass.services import members as members_service
+from pitpass.services.client_details import ClientDetails
 from pitpass.services.context import AppContext
-from pitpass.services.registration import ClientDetails
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "TESTS_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -512,7 +513,7 @@ class Provisioner:
         """Staff add a member (email or customer id): active at once."""
         with self.context.session() as db:
             staff = self._staff(db, actor_email)
-            clients_service.add_to_access_list(
+            access_lists.add_to_access_list(
                 self.context, db, self._client(db, client_id), member, staff, by_staff=True
             )
 

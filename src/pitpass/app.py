@@ -22,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from pitpass import __version__
 from pitpass.api import v1 as api_v1
+from pitpass.api.errors import ApiError
 from pitpass.api.schemas import ErrorBody, FieldError
 from pitpass.config import Settings, load_settings
 from pitpass.db.migrate import is_up_to_date
@@ -164,8 +165,8 @@ def _add_error_pages(app: FastAPI) -> None:
             status_code=403,
         )
 
-    @app.exception_handler(api_v1.ApiError)
-    def api_error(_request: Request, error: api_v1.ApiError) -> Response:
+    @app.exception_handler(ApiError)
+    def api_error(_request: Request, error: ApiError) -> Response:
         return error.response()
 
     settings: Settings = app.state.context.settings

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -16,11 +17,13 @@ from sqlalchemy.orm import Session
 
 from pitpass.cli_common import JsonOption, context, fail, print_json, print_table
 from pitpass.db.models import Client, Member, RegistrationRequest
+from pitpass.services import access_lists, client_details, client_secrets, request_queue, workflow
 from pitpass.services import clients as clients_service
-from pitpass.services import registration
+from pitpass.services.client_details import ClientDetails, name_field
 from pitpass.services.context import AppContext
+from pitpass.services.errors import ServiceError
 from pitpass.services.members import find_by_email
-from pitpass.services.registration import ClientDetails, RegistrationError
+from pitpass.services.paging import Page
 
 requests_app = typer.Typer(no_args_is_help=True, help="Client registration requests")
 clients_app = typer.Typer(no_args_is_help=True, help="Issued clients")
@@ -46,20 +49,14 @@ CLI_OPTIONS = {
 
 
 def _option_name(field: str) -> str:
-    name, _, index = field.partition(".")
-    option = CLI_OPTIONS.get(name, name)
-    return f"{option} #{int(index) + 1}" if index.isdigit() else option
+    """`redirect_uris.0` → `--redirect-uri #1`: the option, and which of its values."""
+    return name_field(field, CLI_OPTIONS, lambda option, index: f"{option} #{index + 1}")
 
 
-def explain(error: RegistrationError) -> str:
+def explain(error: ServiceError) -> str:
     """All problems on one line, each named by the option that caused it."""
-    errors = error.errors
-    parts = [
-        f"{_option_name(key)}: {message}"
-        for key, message in errors.items()
-        if not (key == "redirect_uris" and any(k.startswith("redirect_uris.") for k in errors))
-    ]
-    return "; ".join(parts)
+    errors = client_details.without_summaries(error.errors)
+    return "; ".join(f"{_option_name(key)}: {message}" for key, message in errors.items())
 
 
 @contextmanager
@@ -74,7 +71,7 @@ def staff_session(actor_email: str) -> Iterator[tuple[AppContext, Session, Membe
                     raise fail(f"--as: {actor_email!r} is not an active staff member")
                 db.info["mail_ids"] = mail_ids
                 yield ctx, db, actor
-        except RegistrationError as error:
+        except ServiceError as error:
             raise fail(explain(error)) from None
         if mail_ids:
             asyncio.run(ctx.mailer.deliver(ctx.session_factory, mail_ids))
@@ -109,34 +106,25 @@ def request_summary(db: Session, item: RegistrationRequest) -> dict[str, Any]:
         "requester": requester.email if requester else None,
         "submitted_at": item.submitted_at.isoformat(),
         "due_at": item.due_at.isoformat(),
-        "overdue": registration.is_overdue(item),
+        "overdue": request_queue.is_overdue(item),
         "staff_message": item.staff_message,
         **ClientDetails.of(item).as_dict(),
     }
 
 
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
 def client_summary(db: Session, client: Client) -> dict[str, Any]:
-    status = clients_service.secret_status(db, client)
+    status = client_secrets.secret_status(db, client)
     return {
         "client_id": client.client_id,
         "state": "disabled" if client.is_disabled else "live",
         **ClientDetails.of(client).as_dict(),
-        "secret_created_at": status.created_at.isoformat()
-        if status and status.created_at
-        else None,
-        "previous_secret_valid_until": (
-            status.previous_valid_until.isoformat()
-            if status and status.previous_valid_until
-            else None
-        ),
-        "access_list": [
-            {
-                "email": m.email,
-                "customer_id": m.customer_id,
-                "state": "active" if entry.accepted_at else "pending",
-            }
-            for entry, m in clients_service.access_list(db, client)
-        ],
+        "secret_created_at": _iso(status.created_at if status else None),
+        "previous_secret_valid_until": _iso(status.previous_valid_until if status else None),
+        "access_list": access_lists.shown(db, client),
     }
 
 
@@ -150,6 +138,15 @@ def _show(summary: dict[str, Any], as_json: bool) -> None:
         typer.echo(f"{key.ljust(width)}  {'' if shown is None else shown}")
 
 
+def _show_page(
+    title: str, columns: list[str], summaries: list[dict[str, Any]], info: Page, as_json: bool
+) -> None:
+    if as_json:
+        print_json({"items": summaries, "page": info.number, "total": info.total})
+        return
+    print_table(f"{title} ({info.total}; page {info.number} of {info.last})", columns, summaries)
+
+
 # ----- requests --------------------------------------------------------------------------
 
 
@@ -161,26 +158,14 @@ def requests_list(
 ) -> None:
     """The review queue, earliest due first."""
     statuses = [s.strip() for s in status.split(",")]
-    known = {
-        registration.SUBMITTED,
-        registration.CHANGES_REQUESTED,
-        registration.APPROVED,
-        registration.REJECTED,
-        registration.WITHDRAWN,
-    }
+    known = set(workflow.STATUSES)
     if unknown := [s for s in statuses if s not in known]:
         raise fail(f"--status: unknown status {unknown[0]!r}; use {', '.join(sorted(known))}")
     with context() as ctx, ctx.session() as db:
-        rows, info = registration.staff_queue(db, page, statuses)
+        rows, info = request_queue.staff_queue(db, page, statuses)
         summaries = [request_summary(db, r) for r in rows]
-    if as_json:
-        print_json({"items": summaries, "page": info.number, "total": info.total})
-        return
-    print_table(
-        f"Requests ({info.total}; page {info.number} of {info.last})",
-        ["id", "client_name", "kind", "status", "due_at", "overdue", "requester"],
-        summaries,
-    )
+    columns = ["id", "client_name", "kind", "status", "due_at", "overdue", "requester"]
+    _show_page("Requests", columns, summaries, info, as_json)
 
 
 @requests_app.command("show")
@@ -188,10 +173,7 @@ def requests_show(request_id: int, as_json: JsonOption = False) -> None:
     """One request with its automatic checks."""
     with context() as ctx, ctx.session() as db:
         item = _request(db, request_id)
-        changing = clients_service.by_pk(db, item.client_pk) if item.is_change else None
-        review = registration.review_details(
-            db, ctx.settings, ClientDetails.of(item), changing=changing
-        )
+        review = workflow.review_request(db, ctx.settings, item)
         summary = request_summary(db, item) | {
             "blocked": [f"{_option_name(k)}: {m}" for k, m in review.errors.items()],
             "warnings": [
@@ -207,7 +189,7 @@ def requests_approve(
 ) -> None:
     """Approve: issue the client (the secret goes to the developer by a one-time link)."""
     with staff_session(actor) as (ctx, db, staff):
-        issued = clients_service.approve(ctx, db, _request(db, request_id), staff, message)
+        issued = workflow.approve(ctx, db, _request(db, request_id), staff, message)
         _queue_mail(db, issued.mail_ids)
         summary = {"id": request_id, "status": "approved", "client_id": issued.client.client_id}
     if as_json:
@@ -220,7 +202,9 @@ def requests_approve(
 def requests_reject(request_id: int, actor: ActorOption, message: MessageOption = "") -> None:
     """Reject, telling the developer why (--message is required)."""
     with staff_session(actor) as (ctx, db, staff):
-        _queue_mail(db, registration.reject(ctx, db, _request(db, request_id), staff, message))
+        _queue_mail(
+            db, workflow.decide(ctx, db, _request(db, request_id), staff, "reject", message)
+        )
     typer.echo(f"rejected request #{request_id}")
 
 
@@ -231,7 +215,7 @@ def requests_request_changes(
     """Send the request back to the developer with what to change (--message is required)."""
     with staff_session(actor) as (ctx, db, staff):
         item = _request(db, request_id)
-        _queue_mail(db, registration.request_changes(ctx, db, item, staff, message))
+        _queue_mail(db, workflow.decide(ctx, db, item, staff, "request-changes", message))
     typer.echo(f"asked for changes to request #{request_id}")
 
 
@@ -240,7 +224,7 @@ def requests_remind() -> None:
     """Mail staff the requests close to or past their due date (for cron)."""
     with context() as ctx:
         with ctx.session() as db:
-            due, mail_ids = registration.send_reminders(ctx, db)
+            due, mail_ids = request_queue.send_reminders(ctx, db)
         if mail_ids:
             asyncio.run(ctx.mailer.deliver(ctx.session_factory, mail_ids))
     typer.echo(f"{due} request(s) near or past due; {len(mail_ids)} reminder(s) sent")
@@ -256,14 +240,8 @@ def clients_list(
     with context() as ctx, ctx.session() as db:
         rows, info = clients_service.all_clients(db, page)
         summaries = [client_summary(db, c) for c in rows]
-    if as_json:
-        print_json({"items": summaries, "page": info.number, "total": info.total})
-        return
-    print_table(
-        f"Clients ({info.total}; page {info.number} of {info.last})",
-        ["client_id", "client_name", "client_type", "flows", "state"],
-        summaries,
-    )
+    columns = ["client_id", "client_name", "client_type", "flows", "state"]
+    _show_page("Clients", columns, summaries, info, as_json)
 
 
 @clients_app.command("show")
@@ -346,7 +324,7 @@ def clients_enable(client_id: str, actor: ActorOption) -> None:
 def clients_rotate_secret(client_id: str, actor: ActorOption, as_json: JsonOption = False) -> None:
     """A new secret, printed once; the previous one keeps working for the grace period."""
     with staff_session(actor) as (ctx, db, staff):
-        secret = clients_service.rotate_secret(ctx, db, _client(db, client_id), staff)
+        secret = client_secrets.rotate_secret(ctx, db, _client(db, client_id), staff)
     if as_json:
         print_json({"client_id": client_id, "client_secret": secret})
     else:
@@ -402,7 +380,7 @@ def access_show(client_id: str, as_json: JsonOption = False) -> None:
 def access_add(client_id: str, member: str, actor: ActorOption) -> None:
     """Add a member (email or customer id); active at once: staff act on their request."""
     with staff_session(actor) as (ctx, db, staff):
-        _entry, added, _mail = clients_service.add_to_access_list(
+        _entry, added, _mail = access_lists.add_to_access_list(
             ctx, db, _client(db, client_id), member, staff, by_staff=True
         )
         email = added.email
@@ -412,6 +390,6 @@ def access_add(client_id: str, member: str, actor: ActorOption) -> None:
 @access_app.command("remove")
 def access_remove(client_id: str, member: str, actor: ActorOption) -> None:
     with staff_session(actor) as (_ctx, db, staff):
-        removed = clients_service.remove_from_access_list(db, _client(db, client_id), member, staff)
+        removed = access_lists.remove_from_access_list(db, _client(db, client_id), member, staff)
         email = removed.email
     typer.echo(f"removed {email} from {client_id}")

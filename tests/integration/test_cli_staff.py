@@ -10,10 +10,9 @@ import pytest
 from pitpass.config import load_settings
 from pitpass.core.masking import mask_secret
 from pitpass.db.models import ClientSecret
-from pitpass.services import clients as clients_service
-from pitpass.services import members, registration
+from pitpass.services import client_secrets, members, workflow
+from pitpass.services.client_details import ClientDetails
 from pitpass.services.context import AppContext
-from pitpass.services.registration import ClientDetails
 from tests.support import run_cli, server_env
 
 STAFF = "staff@example.com"
@@ -77,7 +76,7 @@ def test_clients_create_prints_the_secret_once_and_stores_only_its_hash(
     context = context_for(env)
     with context.session() as db:
         stored = db.query(ClientSecret).one()
-        expected = clients_service.secret_hash(
+        expected = client_secrets.secret_hash(
             context, mask_secret(issued["client_secret"], issued["client_id"])
         )
         assert stored.secret_hash == expected
@@ -141,7 +140,7 @@ def test_review_commands_walk_a_request(env: dict[str, str]) -> None:
     with context.session() as db:
         developer = members.find_by_email(db, "dev@example.com")
         assert developer is not None
-        item, _ = registration.submit(
+        item, _ = workflow.submit(
             context,
             db,
             developer,
@@ -180,7 +179,7 @@ def test_approve_and_access_list_commands(env: dict[str, str]) -> None:
     with context.session() as db:
         developer = members.find_by_email(db, "dev@example.com")
         assert developer is not None
-        item, _ = registration.submit(
+        item, _ = workflow.submit(
             context,
             db,
             developer,

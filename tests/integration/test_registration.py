@@ -20,8 +20,8 @@ from pitpass.db.models import (
     RegistrationRequest,
     utcnow,
 )
+from pitpass.services import client_secrets, request_queue
 from pitpass.services import clients as clients_service
-from pitpass.services import registration
 from tests.conftest import Site
 from tests.support import dump_database
 
@@ -208,7 +208,7 @@ def test_approval_issues_a_slug_and_a_secret_shown_once(site: Site, people: Any)
     with site.context.session() as db:
         stored = db.scalar(select(ClientSecret.secret_hash))
     masked = mask_secret(secret.group(1), client_id)
-    assert stored == clients_service.secret_hash(site.context, masked)
+    assert stored == client_secrets.secret_hash(site.context, masked)
 
 
 def test_emailed_link_works_once_and_only_for_the_owner(site: Site, people: Any) -> None:
@@ -268,7 +268,7 @@ def test_rotation_keeps_the_previous_secret_for_the_grace_period_only(
     with site.context.session() as db:
         client = clients_service.by_client_id(db, client_id)
         assert client is not None
-        live = clients_service._live_secrets(db, client)
+        live = client_secrets.live_secrets(db, client)
         assert len(live) == 2  # never more than two
         assert live[0].expires_at is None
         assert live[1].expires_at is not None
@@ -472,7 +472,7 @@ def test_reminders_list_requests_near_or_past_due(site: Site, people: Any) -> No
             .where(RegistrationRequest.id == overdue)
             .values(due_at=utcnow() - timedelta(days=1))
         )
-        due, mail_ids = registration.send_reminders(site.context, db)
+        due, mail_ids = request_queue.send_reminders(site.context, db)
     assert due == 1 and len(mail_ids) == 1
     with site.context.session() as db:
         reminder = db.get(MailMessage, mail_ids[0])

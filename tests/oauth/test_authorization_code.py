@@ -10,8 +10,8 @@ import pytest
 
 from pitpass.core.pkce import s256
 from pitpass.services import clients as clients_service
+from pitpass.services.errors import ServiceError
 from pitpass.services.members import find_by_email
-from pitpass.services.registration import RegistrationError
 from tests.conftest import Site
 from tests.e2e.oauth_world import (
     CALLBACK,
@@ -157,7 +157,7 @@ def test_per_client_lifetimes_reach_the_tokens(sqlite_site: Site) -> None:
         client = clients_service.by_client_id(db, client_id)
         actor = find_by_email(db, "staff@example.com")
         assert client is not None and actor is not None
-        with pytest.raises(RegistrationError, match="between 60 and 86400"):
+        with pytest.raises(ServiceError, match="between 60 and 86400"):
             clients_service.set_lifetimes(db, client, actor, {"access_token_seconds": 5})
         clients_service.set_lifetimes(
             db, client, actor, {"access_token_seconds": 120, "refresh_token_seconds": 0}

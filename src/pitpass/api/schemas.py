@@ -8,13 +8,15 @@ plus Pitpass's own fields (`client_type`, `description`, `developer_name`,
 
 from __future__ import annotations
 
+from dataclasses import asdict, fields
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from pitpass.db.models import Client, RegistrationRequest
-from pitpass.services.clients import SecretStatus
-from pitpass.services.registration import ClientDetails
+from pitpass.services.client_details import ClientDetails, name_field
+from pitpass.services.client_secrets import SecretStatus
 
 # Our field names → the API's (RFC 7591) names, for error reports.
 API_FIELD_NAMES = {
@@ -24,11 +26,12 @@ API_FIELD_NAMES = {
 }
 
 
+DETAIL_FIELDS = [f.name for f in fields(ClientDetails)]
+
+
 def api_field(internal: str) -> str:
     """`redirect_uris.2` → `redirect_uris[2]`; `developer_url` → `client_uri`."""
-    name, _, index = internal.partition(".")
-    name = API_FIELD_NAMES.get(name, name)
-    return f"{name}[{index}]" if index.isdigit() else name
+    return name_field(internal, API_FIELD_NAMES, lambda name, index: f"{name}[{index}]")
 
 
 class ClientMetadata(BaseModel):
@@ -61,31 +64,20 @@ class ClientMetadata(BaseModel):
     audiences: list[str] = Field(default_factory=list, examples=[["data-server"]])
 
     def to_details(self) -> ClientDetails:
-        return ClientDetails(
-            client_name=self.client_name,
-            client_type=self.client_type,
-            flows=self.grant_types,
-            description=self.description,
-            developer_name=self.developer_name,
-            developer_url=self.client_uri,
-            developer_email=self.contacts[0] if self.contacts else "",
-            redirect_uris=self.redirect_uris,
-            audiences=self.audiences,
-        )
+        values: dict[str, Any] = {
+            name: getattr(self, API_FIELD_NAMES.get(name, name)) for name in DETAIL_FIELDS
+        }
+        # RFC 7591 `contacts` is a list; a client has one developer email.
+        values["developer_email"] = self.contacts[0] if self.contacts else ""
+        return ClientDetails(**values)
 
     @classmethod
     def of(cls, details: ClientDetails) -> ClientMetadata:
-        return cls(
-            client_name=details.client_name,
-            client_type=details.client_type,
-            grant_types=details.flows,
-            description=details.description,
-            developer_name=details.developer_name,
-            client_uri=details.developer_url,
-            contacts=[details.developer_email] if details.developer_email else [],
-            redirect_uris=details.redirect_uris,
-            audiences=details.audiences,
-        )
+        values: dict[str, Any] = {
+            API_FIELD_NAMES.get(k, k): v for k, v in details.as_dict().items()
+        }
+        values["contacts"] = [details.developer_email] if details.developer_email else []
+        return cls(**values)
 
 
 class FieldError(BaseModel):
@@ -154,13 +146,8 @@ class SecretStatusOut(BaseModel):
 
     @classmethod
     def of(cls, status: SecretStatus) -> SecretStatusOut:
-        return cls(
-            created_at=status.created_at,
-            last_rotated_at=status.last_rotated_at,
-            previous_valid_until=status.previous_valid_until,
-            reveal_pending_until=status.reveal_pending_until,
-            viewed_at=status.revealed_at,
-        )
+        # The same names but one; fields the API does not show (revealed_via) are ignored.
+        return cls(viewed_at=status.revealed_at, **asdict(status))
 
 
 class ClientOut(ClientMetadata):

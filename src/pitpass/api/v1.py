@@ -8,187 +8,49 @@ Pitpass never grants.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Annotated, Any
+from fastapi import APIRouter, BackgroundTasks, Request
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Header, Request
-from fastapi.responses import JSONResponse
-from sqlalchemy.orm import Session
-
+from pitpass.api import staff
+from pitpass.api.errors import ERRORS, ApiError
 from pitpass.api.schemas import (
     AccessEntryOut,
-    CheckOut,
     ClientMetadata,
     ClientOut,
     ClientPage,
-    ErrorBody,
     FieldError,
     MemberReference,
     MeOut,
     RequestOut,
     RequestPage,
     SecretOut,
-    StaffMessage,
-    StaffRequestOut,
-    StaffRequestPage,
-    StaffRequestSummary,
-    api_field,
 )
-from pitpass.db.models import Client, Member, RegistrationRequest
+from pitpass.api.shared import (
+    Changer,
+    Reader,
+    access_out,
+    add_access,
+    client_out,
+    clients_out,
+    own_client,
+    own_request,
+    page_info,
+    remove_access,
+    request_out,
+    requests_out,
+    unit_of_work,
+)
 from pitpass.http.caller import client_of
-from pitpass.http.context import app_context, deliver_later
-from pitpass.http.csrf import CsrfRejected, csrf_token, require_csrf
-from pitpass.http.members import current_member
+from pitpass.http.context import deliver_later
+from pitpass.http.csrf import csrf_token
+from pitpass.services import (
+    client_secrets,
+    request_queue,
+    workflow,
+)
 from pitpass.services import clients as clients_service
-from pitpass.services import registration
-from pitpass.services.clients import RevealRefused
-from pitpass.services.context import AppContext
-from pitpass.services.registration import ClientDetails, RegistrationError
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody, "description": "Bad input; `fields` names each field at fault"},
-    401: {"model": ErrorBody, "description": "Not signed in"},
-    403: {"model": ErrorBody, "description": "Missing X-CSRF-Token, or not allowed"},
-    404: {"model": ErrorBody, "description": "No such thing of yours"},
-    409: {"model": ErrorBody, "description": "Not possible in the current state"},
-}
+from pitpass.services.client_secrets import RevealRefused
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
-
-
-class ApiError(Exception):
-    def __init__(
-        self, status: int, error: str, description: str, fields: list[FieldError] | None = None
-    ) -> None:
-        super().__init__(description)
-        self.status = status
-        self.body = ErrorBody(error=error, error_description=description, fields=fields or [])
-
-    def response(self) -> JSONResponse:
-        return JSONResponse(self.body.model_dump(), status_code=self.status)
-
-
-def from_registration_error(error: RegistrationError) -> ApiError:
-    """Field errors → 400 (RFC 7591 §3.2.2 codes); a state conflict → 409."""
-    if set(error.errors) <= {"status", "request", "client", "invitation"}:
-        return ApiError(409, "conflict", " ".join(error.errors.values()))
-    fields = [
-        FieldError(field=api_field(key), message=message)
-        for key, message in error.errors.items()
-        if not (
-            key == "redirect_uris" and any(k.startswith("redirect_uris.") for k in error.errors)
-        )
-    ]
-    code = (
-        "invalid_redirect_uri"
-        if all(f.field.startswith("redirect_uris") for f in fields)
-        else "invalid_client_metadata"
-    )
-    if "member" in error.errors or "message" in error.errors:
-        code = "invalid_request"
-    return ApiError(400, code, "; ".join(f"{f.field}: {f.message}" for f in fields), fields)
-
-
-@contextmanager
-def unit_of_work(request: Request) -> Iterator[tuple[AppContext, Session]]:
-    """A transaction; registration errors become API errors, nothing half-written."""
-    context = app_context(request)
-    try:
-        with context.session() as db:
-            yield context, db
-    except RegistrationError as error:
-        raise from_registration_error(error) from None
-
-
-def signed_in(request: Request) -> Member:
-    member = current_member(request)
-    if member is None:
-        raise ApiError(401, "unauthorized", "sign in first: this API uses the web session")
-    return member
-
-
-def changing(request: Request, x_csrf_token: Annotated[str, Header()] = "") -> Member:
-    """Members changing something must prove the call comes from their own page or script."""
-    member = signed_in(request)
-    try:
-        require_csrf(request, x_csrf_token)
-    except CsrfRejected:
-        raise ApiError(
-            403,
-            "csrf_token_missing",
-            "send the X-CSRF-Token header with the csrf_token from GET /api/v1/me",
-        ) from None
-    return member
-
-
-def staff_reading(request: Request) -> Member:
-    member = signed_in(request)
-    if not member.is_staff:
-        raise ApiError(403, "forbidden", "this endpoint is for staff")
-    return member
-
-
-def staff_changing(member: Annotated[Member, Depends(changing)]) -> Member:
-    if not member.is_staff:
-        raise ApiError(403, "forbidden", "this endpoint is for staff")
-    return member
-
-
-Reader = Annotated[Member, Depends(signed_in)]
-Changer = Annotated[Member, Depends(changing)]
-StaffReader = Annotated[Member, Depends(staff_reading)]
-StaffChanger = Annotated[Member, Depends(staff_changing)]
-
-
-def _own_request(db: Session, member: Member, request_id: int) -> RegistrationRequest:
-    item = db.get(RegistrationRequest, request_id)
-    if item is None or item.requester_id != member.id:
-        raise ApiError(404, "not_found", f"you have no request #{request_id}")
-    return item
-
-
-def _own_client(db: Session, member: Member, client_id: str) -> Client:
-    client = clients_service.by_client_id(db, client_id)
-    if client is None or client.owner_id != member.id:
-        raise ApiError(404, "not_found", f"you have no client {client_id}")
-    return client
-
-
-def _any_client(db: Session, client_id: str) -> Client:
-    client = clients_service.by_client_id(db, client_id)
-    if client is None:
-        raise ApiError(404, "not_found", f"there is no client {client_id}")
-    return client
-
-
-def _request_out(db: Session, item: RegistrationRequest) -> RequestOut:
-    return RequestOut.of_request(item, clients_service.by_pk(db, item.client_pk))
-
-
-def _client_out(db: Session, client: Client) -> ClientOut:
-    return ClientOut.of_client(client, clients_service.secret_status(db, client))
-
-
-def _client_page(db: Session, rows: list[Client], info: registration.Page) -> ClientPage:
-    statuses = clients_service.secret_statuses(db, rows)
-    return ClientPage(
-        items=[ClientOut.of_client(c, statuses.get(c.id)) for c in rows],
-        page=info.number,
-        per_page=info.per_page,
-        total=info.total,
-    )
-
-
-def _access_out(db: Session, client: Client) -> list[AccessEntryOut]:
-    return [
-        AccessEntryOut(
-            email=m.email,
-            customer_id=m.customer_id,
-            state="active" if entry.accepted_at else "pending",
-        )
-        for entry, m in clients_service.access_list(db, client)
-    ]
 
 
 # ----- members -------------------------------------------------------------------------
@@ -209,13 +71,8 @@ def me(request: Request, member: Reader) -> MeOut:
 @router.get("/requests", response_model=RequestPage, tags=["requests"])
 def list_requests(request: Request, member: Reader, page: int = 1) -> RequestPage:
     with unit_of_work(request) as (_context, db):
-        rows, info = registration.requests_of(db, member, page)
-        return RequestPage(
-            items=[_request_out(db, r) for r in rows],
-            page=info.number,
-            per_page=info.per_page,
-            total=info.total,
-        )
+        rows, info = request_queue.requests_of(db, member, page)
+        return RequestPage(items=requests_out(db, rows), **page_info(info))
 
 
 @router.post("/requests", response_model=RequestOut, status_code=201, tags=["requests"])
@@ -225,10 +82,10 @@ def create_request(
     """Ask for a new client; staff review it within the due period."""
     _one_contact(body)
     with unit_of_work(request) as (context, db):
-        item, mail_ids = registration.submit(
+        item, mail_ids = workflow.submit(
             context, db, member, body.to_details(), ip=client_of(request).ip
         )
-        result = _request_out(db, item)
+        result = request_out(db, item)
     deliver_later(background, context, mail_ids)
     return result
 
@@ -246,7 +103,7 @@ def _one_contact(body: ClientMetadata) -> None:
 @router.get("/requests/{request_id}", response_model=RequestOut, tags=["requests"])
 def get_request(request: Request, request_id: int, member: Reader) -> RequestOut:
     with unit_of_work(request) as (_context, db):
-        return _request_out(db, _own_request(db, member, request_id))
+        return request_out(db, own_request(db, member, request_id))
 
 
 @router.put("/requests/{request_id}", response_model=RequestOut, tags=["requests"])
@@ -260,11 +117,11 @@ def resubmit_request(
     """Edit and resubmit a request whose changes were requested."""
     _one_contact(body)
     with unit_of_work(request) as (context, db):
-        item = _own_request(db, member, request_id)
-        mail_ids = registration.resubmit(
+        item = own_request(db, member, request_id)
+        mail_ids = workflow.resubmit(
             context, db, item, member, body.to_details(), client_of(request).ip
         )
-        result = _request_out(db, item)
+        result = request_out(db, item)
     deliver_later(background, context, mail_ids)
     return result
 
@@ -274,9 +131,9 @@ def withdraw_request(
     request: Request, request_id: int, member: Changer, background: BackgroundTasks
 ) -> RequestOut:
     with unit_of_work(request) as (context, db):
-        item = _own_request(db, member, request_id)
-        mail_ids = registration.withdraw(context, db, item, member, client_of(request).ip)
-        result = _request_out(db, item)
+        item = own_request(db, member, request_id)
+        mail_ids = workflow.withdraw(context, db, item, member, client_of(request).ip)
+        result = request_out(db, item)
     deliver_later(background, context, mail_ids)
     return result
 
@@ -285,27 +142,22 @@ def withdraw_request(
 def list_clients(request: Request, member: Reader, page: int = 1) -> ClientPage:
     with unit_of_work(request) as (_context, db):
         rows, info = clients_service.clients_of(db, member, page)
-        return ClientPage(
-            items=[_client_out(db, c) for c in rows],
-            page=info.number,
-            per_page=info.per_page,
-            total=info.total,
-        )
+        return ClientPage(items=clients_out(db, rows), **page_info(info))
 
 
 @router.get("/clients/{client_id}", response_model=ClientOut, tags=["clients"])
 def get_client(request: Request, client_id: str, member: Reader) -> ClientOut:
     with unit_of_work(request) as (_context, db):
-        return _client_out(db, _own_client(db, member, client_id))
+        return client_out(db, own_client(db, member, client_id))
 
 
 @router.post("/clients/{client_id}/secret/reveal", response_model=SecretOut, tags=["clients"])
 def reveal_secret(request: Request, client_id: str, member: Changer) -> SecretOut:
     """The issued secret, exactly once (or through the emailed link, whichever comes first)."""
     with unit_of_work(request) as (context, db):
-        client = _own_client(db, member, client_id)
+        client = own_client(db, member, client_id)
         try:
-            secret = clients_service.reveal_in_portal(
+            secret = client_secrets.reveal_in_portal(
                 context, db, client, member, client_of(request).ip
             )
         except RevealRefused as refused:
@@ -317,9 +169,9 @@ def reveal_secret(request: Request, client_id: str, member: Changer) -> SecretOu
 def rotate_secret(request: Request, client_id: str, member: Changer) -> SecretOut:
     """A new secret, returned once; the previous one works until `previous_secret_valid_until`."""
     with unit_of_work(request) as (context, db):
-        client = _own_client(db, member, client_id)
-        secret = clients_service.rotate_secret(context, db, client, member, client_of(request).ip)
-        status = clients_service.secret_status(db, client)
+        client = own_client(db, member, client_id)
+        secret = client_secrets.rotate_secret(context, db, client, member, client_of(request).ip)
+        status = client_secrets.secret_status(db, client)
         return SecretOut(
             client_id=client.client_id,
             client_secret=secret,
@@ -343,11 +195,11 @@ def request_change(
     """Ask to change a live client; it keeps working as it is until staff approve."""
     _one_contact(body)
     with unit_of_work(request) as (context, db):
-        client = _own_client(db, member, client_id)
-        item, mail_ids = registration.submit(
+        client = own_client(db, member, client_id)
+        item, mail_ids = workflow.submit(
             context, db, member, body.to_details(), changing=client, ip=client_of(request).ip
         )
-        result = _request_out(db, item)
+        result = request_out(db, item)
     deliver_later(background, context, mail_ids)
     return result
 
@@ -357,7 +209,7 @@ def request_change(
 )
 def get_access_list(request: Request, client_id: str, member: Reader) -> list[AccessEntryOut]:
     with unit_of_work(request) as (_context, db):
-        return _access_out(db, _own_client(db, member, client_id))
+        return access_out(db, own_client(db, member, client_id))
 
 
 @router.post(
@@ -374,12 +226,7 @@ def add_to_access_list(
     background: BackgroundTasks,
 ) -> list[AccessEntryOut]:
     """Invite a member; they must accept from their account page before the grant works."""
-    with unit_of_work(request) as (context, db):
-        client = _own_client(db, member, client_id)
-        _entry, _added, mail_ids = clients_service.add_to_access_list(
-            context, db, client, body.member, member, by_staff=False, ip=client_of(request).ip
-        )
-        result = _access_out(db, client)
+    result, context, mail_ids = add_access(request, client_id, body.member, member, False)
     deliver_later(background, context, mail_ids)
     return result
 
@@ -392,158 +239,8 @@ def add_to_access_list(
 def remove_from_access_list(
     request: Request, client_id: str, reference: str, member: Changer
 ) -> list[AccessEntryOut]:
-    with unit_of_work(request) as (_context, db):
-        client = _own_client(db, member, client_id)
-        clients_service.remove_from_access_list(
-            db, client, reference, member, client_of(request).ip
-        )
-        return _access_out(db, client)
+    return remove_access(request, client_id, reference, member, by_staff=False)
 
 
-# ----- staff ---------------------------------------------------------------------------
-
-
-def _staff_summary(db: Session, item: RegistrationRequest) -> StaffRequestSummary:
-    requester = db.get(Member, item.requester_id)
-    assert requester is not None
-    return StaffRequestSummary(
-        **_request_out(db, item).model_dump(),
-        requester_email=requester.email,
-        requester_customer_id=requester.customer_id,
-        overdue=registration.is_overdue(item),
-    )
-
-
-def _staff_request_out(
-    context: AppContext, db: Session, item: RegistrationRequest
-) -> StaffRequestOut:
-    changing_client = clients_service.by_pk(db, item.client_pk) if item.is_change else None
-    review = registration.review_details(
-        db, context.settings, ClientDetails.of(item), changing=changing_client
-    )
-    checks = [
-        CheckOut(level="blocked", field=api_field(k), message=m)
-        for k, m in review.errors.items()
-        if k != "redirect_uris" or not any(e.startswith("redirect_uris.") for e in review.errors)
-    ] + [
-        CheckOut(level="warning", field=api_field(k), message=m)
-        for k, messages in review.warnings.items()
-        for m in messages
-    ]
-    return StaffRequestOut(**_staff_summary(db, item).model_dump(), checks=checks)
-
-
-@router.get("/staff/requests", response_model=StaffRequestPage, tags=["staff"])
-def staff_queue(
-    request: Request, staff: StaffReader, page: int = 1, status: str = registration.SUBMITTED
-) -> StaffRequestPage:
-    """The review queue, earliest due first (a request's checks: GET it by id)."""
-    with unit_of_work(request) as (_context, db):
-        rows, info = registration.staff_queue(db, page, [s.strip() for s in status.split(",")])
-        return StaffRequestPage(
-            items=[_staff_summary(db, r) for r in rows],
-            page=info.number,
-            per_page=info.per_page,
-            total=info.total,
-        )
-
-
-@router.get("/staff/requests/{request_id}", response_model=StaffRequestOut, tags=["staff"])
-def staff_get_request(request: Request, request_id: int, staff: StaffReader) -> StaffRequestOut:
-    with unit_of_work(request) as (context, db):
-        item = db.get(RegistrationRequest, request_id)
-        if item is None:
-            raise ApiError(404, "not_found", f"there is no request #{request_id}")
-        return _staff_request_out(context, db, item)
-
-
-@router.post(
-    "/staff/requests/{request_id}/{decision}", response_model=StaffRequestOut, tags=["staff"]
-)
-def staff_decide(
-    request: Request,
-    request_id: int,
-    decision: str,
-    body: StaffMessage,
-    staff: StaffChanger,
-    background: BackgroundTasks,
-) -> StaffRequestOut:
-    """`decision` is approve (message optional), reject or request-changes (message required)."""
-    with unit_of_work(request) as (context, db):
-        item = db.get(RegistrationRequest, request_id)
-        if item is None:
-            raise ApiError(404, "not_found", f"there is no request #{request_id}")
-        ip = client_of(request).ip
-        if decision == "approve":
-            mail_ids = clients_service.approve(context, db, item, staff, body.message, ip).mail_ids
-        elif decision == "reject":
-            mail_ids = registration.reject(context, db, item, staff, body.message, ip)
-        elif decision == "request-changes":
-            mail_ids = registration.request_changes(context, db, item, staff, body.message, ip)
-        else:
-            raise ApiError(404, "not_found", "decide with approve, reject or request-changes")
-        result = _staff_request_out(context, db, item)
-    deliver_later(background, context, mail_ids)
-    return result
-
-
-@router.get("/staff/clients", response_model=ClientPage, tags=["staff"])
-def staff_clients(request: Request, staff: StaffReader, page: int = 1) -> ClientPage:
-    with unit_of_work(request) as (_context, db):
-        rows, info = clients_service.all_clients(db, page)
-        return ClientPage(
-            items=[_client_out(db, c) for c in rows],
-            page=info.number,
-            per_page=info.per_page,
-            total=info.total,
-        )
-
-
-def _set_disabled(request: Request, client_id: str, staff: Member, disabled: bool) -> ClientOut:
-    with unit_of_work(request) as (_context, db):
-        client = _any_client(db, client_id)
-        clients_service.set_disabled(db, client, disabled, staff, client_of(request).ip)
-        return _client_out(db, client)
-
-
-@router.post("/staff/clients/{client_id}/disable", response_model=ClientOut, tags=["staff"])
-def staff_disable_client(request: Request, client_id: str, staff: StaffChanger) -> ClientOut:
-    """Stop the client: it can no longer sign anyone in."""
-    return _set_disabled(request, client_id, staff, True)
-
-
-@router.post("/staff/clients/{client_id}/enable", response_model=ClientOut, tags=["staff"])
-def staff_enable_client(request: Request, client_id: str, staff: StaffChanger) -> ClientOut:
-    return _set_disabled(request, client_id, staff, False)
-
-
-@router.post(
-    "/staff/clients/{client_id}/access-list",
-    response_model=list[AccessEntryOut],
-    status_code=201,
-    tags=["staff"],
-)
-def staff_access_add(
-    request: Request, client_id: str, body: MemberReference, staff: StaffChanger
-) -> list[AccessEntryOut]:
-    """Staff additions are active at once: staff act on the member's own request."""
-    with unit_of_work(request) as (context, db):
-        client = _any_client(db, client_id)
-        clients_service.add_to_access_list(
-            context, db, client, body.member, staff, by_staff=True, ip=client_of(request).ip
-        )
-        return _access_out(db, client)
-
-
-@router.delete(
-    "/staff/clients/{client_id}/access-list/{reference}",
-    response_model=list[AccessEntryOut],
-    tags=["staff"],
-)
-def staff_access_remove(
-    request: Request, client_id: str, reference: str, staff: StaffChanger
-) -> list[AccessEntryOut]:
-    with unit_of_work(request) as (_context, db):
-        client = _any_client(db, client_id)
-        clients_service.remove_from_access_list(db, client, reference, staff, client_of(request).ip)
-        return _access_out(db, client)
+# After the member endpoints, as before the split.
+router.include_router(staff.router)

@@ -12,7 +12,7 @@ from pitpass.core.policy import OAuthError
 from pitpass.db.models import utcnow
 from pitpass.oauth.requests import Caller
 from pitpass.oauth.runtime import OAuthRuntime
-from pitpass.services.clients import secret_hash
+from pitpass.services.client_secrets import secret_hash
 from pitpass.storage.records import ClientRecord
 
 

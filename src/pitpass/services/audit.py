@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pitpass.db.models import AuditEvent, Member
+from pitpass.db.models import AuditEvent, Client, Member, RegistrationRequest
 
 
 def record(
@@ -34,6 +34,40 @@ def record(
             ip=ip,
             details=details or {},
         )
+    )
+
+
+def record_for_client(
+    db: Session,
+    action: str,
+    client: Client,
+    actor: Member,
+    ip: str | None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """An event about one client, found again by its client_id."""
+    record(
+        db,
+        action,
+        actor=actor,
+        target_type="client",
+        target_id=client.client_id,
+        ip=ip,
+        details=details,
+    )
+
+
+def record_for_request(
+    db: Session,
+    action: str,
+    request: RegistrationRequest,
+    actor: Member,
+    ip: str | None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """An event about one registration request: together they are its history."""
+    record(
+        db, action, actor=actor, target_type="request", target_id=request.id, ip=ip, details=details
     )
 
 

@@ -56,6 +56,11 @@ def normalise_email(email: str) -> str:
     return normalise_identifier(email)
 
 
+def by_ids(db: Session, ids: set[int]) -> dict[int, Member]:
+    """Many members in one query (lists name the member of each row)."""
+    return {m.id: m for m in db.scalars(select(Member).where(Member.id.in_(ids)))} if ids else {}
+
+
 def email_problem(email: str) -> str | None:
     if not email:
         return "Enter your email address."

@@ -7,17 +7,25 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from pitpass.db.models import Member
 from pitpass.http.caller import client_of
 from pitpass.http.context import app_context
 from pitpass.http.cookies import REMEMBER_COOKIE, delete_cookie
 from pitpass.http.csrf import require_csrf
 from pitpass.http.render import render
-from pitpass.services import audit, connected_apps, signin
+from pitpass.services import access_lists, audit, connected_apps, signin
 from pitpass.services import clients as clients_service
-from pitpass.services.registration import RegistrationError
+from pitpass.services.errors import ServiceError
+from pitpass.web.error_page import error_page
 from pitpass.web.guards import require_member
 
 router = APIRouter()
+
+
+def _member_sending(request: Request, csrf_token: str) -> Member:
+    """The member who sent a form, which must carry this browser's CSRF token."""
+    require_csrf(request, csrf_token)
+    return require_member(request)
 
 
 @router.get("/", include_in_schema=False)
@@ -31,7 +39,7 @@ def account_page(request: Request, forgotten: str = "") -> Response:
     context = app_context(request)
     with context.session() as db:
         memory = signin.browser_memory(context, db, request.cookies.get(REMEMBER_COOKIE), member)
-        invitations = clients_service.invitations_for(db, member)
+        invitations = access_lists.invitations_for(db, member)
     return render(
         request,
         "account.html",
@@ -48,34 +56,22 @@ def answer_access_invitation(
     request: Request, entry_id: int, answer: str, csrf_token: Annotated[str, Form()] = ""
 ) -> Response:
     """Accept or decline a place on a password-limited client's access list (PRODUCT.md §3)."""
-    require_csrf(request, csrf_token)
-    member = require_member(request)
+    member = _member_sending(request, csrf_token)
     if answer not in ("accept", "decline"):
-        return render(
-            request,
-            "error.html",
-            {"title": "Unknown answer", "detail": "Answer with accept or decline."},
-            status_code=404,
-        )
+        return error_page(request, "Unknown answer", "Answer with accept or decline.", 404)
     with app_context(request).session() as db:
         try:
-            clients_service.answer_invitation(
+            access_lists.answer_invitation(
                 db, entry_id, member, answer == "accept", client_of(request).ip
             )
-        except RegistrationError as error:
-            return render(
-                request,
-                "error.html",
-                {"title": "Invitation closed", "detail": error.errors["invitation"]},
-                status_code=409,
-            )
+        except ServiceError as error:
+            return error_page(request, "Invitation closed", error.errors["invitation"], 409)
     return RedirectResponse("/account", status_code=303)
 
 
 @router.post("/account/forget-browser")
 def forget_browser(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
-    require_csrf(request, csrf_token)
-    member = require_member(request)
+    member = _member_sending(request, csrf_token)
     context = app_context(request)
     with context.session() as db:
         signin.forget_browser(context, db, request.cookies.get(REMEMBER_COOKIE))
@@ -109,8 +105,7 @@ def connected_apps_page(request: Request) -> Response:
 def sign_out_app_session(
     request: Request, session_id: str, csrf_token: Annotated[str, Form()] = ""
 ) -> Response:
-    require_csrf(request, csrf_token)
-    member = require_member(request)
+    member = _member_sending(request, csrf_token)
     with app_context(request).session() as db:
         connected_apps.sign_out_session(db, member, session_id, client_of(request).ip)
     return RedirectResponse("/account/apps", status_code=303)
@@ -121,17 +116,12 @@ def disconnect_app(
     request: Request, client_id: str, action: str, csrf_token: Annotated[str, Form()] = ""
 ) -> Response:
     """`sign-out` ends every session of the client; `withdraw` also forgets the consent."""
-    require_csrf(request, csrf_token)
-    member = require_member(request)
+    member = _member_sending(request, csrf_token)
     with app_context(request).session() as db:
         client = clients_service.by_client_id(db, client_id)
         if client is None or action not in ("sign-out", "withdraw"):
-            return render(
-                request,
-                "error.html",
-                {"title": "No such app", "detail": "That app or action does not exist."},
-                status_code=404,
-            )
+            no_app = "That app or action does not exist."
+            return error_page(request, "No such app", no_app, 404)
         connected_apps.disconnect(
             db, member, client, client_of(request).ip, withdraw_consent=action == "withdraw"
         )

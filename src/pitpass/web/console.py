@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from pitpass.db.models import Member, RegistrationRequest, utcnow
 from pitpass.http.caller import client_of
 from pitpass.http.context import app_context, deliver_later
 from pitpass.http.csrf import require_csrf
 from pitpass.http.render import render
-from pitpass.services import audit, registration
+from pitpass.services import (
+    access_lists,
+    audit,
+    client_details,
+    client_secrets,
+    request_queue,
+    workflow,
+)
 from pitpass.services import clients as clients_service
+from pitpass.services.client_details import ClientDetails
+from pitpass.services.context import AppContext
 from pitpass.services.crypto import SealError
-from pitpass.services.registration import ClientDetails, RegistrationError
+from pitpass.services.errors import ServiceError
+from pitpass.web.error_page import error_page
 from pitpass.web.guards import require_staff
 
 router = APIRouter(prefix="/console")
@@ -116,21 +129,11 @@ def audit_page(
 @router.get("/requests", response_class=HTMLResponse)
 def queue_page(request: Request, page: int = 1, show: str = "open") -> Response:
     require_staff(request)
-    statuses = (
-        (registration.SUBMITTED,)
-        if show == "open"
-        else (registration.CHANGES_REQUESTED,)
-        if show == "waiting"
-        else (
-            registration.APPROVED,
-            registration.REJECTED,
-            registration.WITHDRAWN,
-            registration.SUBMITTED,
-            registration.CHANGES_REQUESTED,
-        )
-    )
+    # open: waiting for staff; waiting: for the developer; anything else: all.
+    shown = {"open": (workflow.SUBMITTED,), "waiting": (workflow.CHANGES_REQUESTED,)}
+    statuses = shown.get(show, workflow.STATUSES)
     with app_context(request).session() as db:
-        rows, page_info = registration.staff_queue(db, page, statuses)
+        rows, page_info = request_queue.staff_queue(db, page, statuses)
     now = utcnow()
     return render(
         request,
@@ -140,7 +143,7 @@ def queue_page(request: Request, page: int = 1, show: str = "open") -> Response:
                 {
                     "item": row,
                     "age_days": (now - row.submitted_at).days,
-                    "overdue": registration.is_overdue(row, now),
+                    "overdue": request_queue.is_overdue(row, now),
                 }
                 for row in rows
             ],
@@ -157,29 +160,22 @@ def _request_review_page(
     with context.session() as db:
         item = db.get(RegistrationRequest, request_id)
         if item is None:
-            return render(
-                request,
-                "error.html",
-                {"title": "No such request", "detail": f"There is no request #{request_id}."},
-                status_code=404,
+            return error_page(
+                request, "No such request", f"There is no request #{request_id}.", 404
             )
-        changing = clients_service.by_pk(db, item.client_pk) if item.is_change else None
-        review = registration.review_details(
-            db, context.settings, ClientDetails.of(item), changing=changing
-        )
         requester = db.get(Member, item.requester_id)
         values = {
             "item": item,
             "details": ClientDetails.of(item),
-            "review": review,
+            "review": workflow.review_request(db, context.settings, item),
             "requester": requester,
             "requester_clients": clients_service.clients_of(db, requester, 1, 20)[0]
             if requester
             else [],
             "client": clients_service.by_pk(db, item.client_pk),
-            "events": registration.history(db, item),
-            "overdue": registration.is_overdue(item),
-            "labels": registration.FIELD_LABELS,
+            "events": request_queue.history(db, item),
+            "overdue": request_queue.is_overdue(item),
+            "labels": client_details.FIELD_LABELS,
             "errors": {},
         }
     return render(request, "console_request.html", values | more, status_code=status_code)
@@ -191,6 +187,18 @@ def request_review(request: Request, request_id: int) -> Response:
     return _request_review_page(request, request_id)
 
 
+@contextmanager
+def _staff_change(
+    request: Request, csrf_token: str
+) -> Iterator[tuple[AppContext, Session, Member]]:
+    """A form a staff member sent, and one transaction for what it changes."""
+    require_csrf(request, csrf_token)
+    staff = require_staff(request)
+    context = app_context(request)
+    with context.session() as db:
+        yield context, db, staff
+
+
 @router.post("/requests/{request_id}/{decision}", response_class=HTMLResponse)
 def request_decide(
     request: Request,
@@ -200,34 +208,17 @@ def request_decide(
     csrf_token: Annotated[str, Form()] = "",
     message: Annotated[str, Form()] = "",
 ) -> Response:
-    require_csrf(request, csrf_token)
-    staff = require_staff(request)
-    context = app_context(request)
     ip = client_of(request).ip
-    mail_ids: list[int] = []
-    failure: dict[str, str] | None = None
-    with context.session() as db:
-        item = db.get(RegistrationRequest, request_id)
-        if item is None or decision not in ("approve", "reject", "request-changes"):
-            return render(
-                request,
-                "error.html",
-                {"title": "No such action", "detail": "Approve, reject or request changes."},
-                status_code=404,
-            )
-        try:
-            if decision == "approve":
-                mail_ids = clients_service.approve(context, db, item, staff, message, ip).mail_ids
-            elif decision == "reject":
-                mail_ids = registration.reject(context, db, item, staff, message, ip)
-            else:
-                mail_ids = registration.request_changes(context, db, item, staff, message, ip)
-        except RegistrationError as error:
-            failure = error.errors
-    if failure:
-        return _request_review_page(
-            request, request_id, 400, errors=failure, decision=decision, message=message
-        )
+    try:
+        with _staff_change(request, csrf_token) as (context, db, staff):
+            item = db.get(RegistrationRequest, request_id)
+            if item is None or decision not in workflow.DECISIONS:
+                no_action = "Approve, reject or request changes."
+                return error_page(request, "No such action", no_action, 404)
+            mail_ids = workflow.decide(context, db, item, staff, decision, message, ip)
+    except ServiceError as error:  # refused before anything was written
+        more = {"errors": error.errors, "decision": decision, "message": message}
+        return _request_review_page(request, request_id, 400, **more)
     deliver_later(background, context, mail_ids)
     return RedirectResponse(f"/console/requests/{request_id}", status_code=303)
 
@@ -249,17 +240,12 @@ def _staff_client_page(
     with app_context(request).session() as db:
         client = clients_service.by_client_id(db, client_id)
         if client is None:
-            return render(
-                request,
-                "error.html",
-                {"title": "No such client", "detail": f"There is no client {client_id}."},
-                status_code=404,
-            )
+            return error_page(request, "No such client", f"There is no client {client_id}.", 404)
         values: dict[str, object] = {
             "client": client,
             "owner": db.get(Member, client.owner_id) if client.owner_id else None,
-            "access": clients_service.access_list(db, client),
-            "secret": clients_service.secret_status(db, client),
+            "access": access_lists.access_list(db, client),
+            "secret": client_secrets.secret_status(db, client),
             "errors": {},
         }
     return render(request, "console_client.html", values | more, status_code=status_code)
@@ -271,6 +257,9 @@ def staff_client_page(request: Request, client_id: str) -> Response:
     return _staff_client_page(request, client_id)
 
 
+CLIENT_ACTIONS = ("disable", "enable", "access-add", "access-remove")
+
+
 @router.post("/clients/{client_id}/{action}", response_class=HTMLResponse)
 def staff_client_action(
     request: Request,
@@ -279,33 +268,22 @@ def staff_client_action(
     csrf_token: Annotated[str, Form()] = "",
     member_reference: Annotated[str, Form()] = "",
 ) -> Response:
-    require_csrf(request, csrf_token)
-    staff = require_staff(request)
-    context = app_context(request)
     ip = client_of(request).ip
-    failure: dict[str, str] | None = None
-    with context.session() as db:
-        client = clients_service.by_client_id(db, client_id)
-        if client is None or action not in ("disable", "enable", "access-add", "access-remove"):
-            return render(
-                request,
-                "error.html",
-                {"title": "No such action", "detail": "That client or action does not exist."},
-                status_code=404,
-            )
-        try:
+    try:
+        with _staff_change(request, csrf_token) as (context, db, staff):
+            client = clients_service.by_client_id(db, client_id)
+            if client is None or action not in CLIENT_ACTIONS:
+                no_action = "That client or action does not exist."
+                return error_page(request, "No such action", no_action, 404)
             if action in ("disable", "enable"):
                 clients_service.set_disabled(db, client, action == "disable", staff, ip)
             elif action == "access-add":
-                clients_service.add_to_access_list(
+                access_lists.add_to_access_list(
                     context, db, client, member_reference, staff, by_staff=True, ip=ip
                 )
             else:
-                clients_service.remove_from_access_list(db, client, member_reference, staff, ip)
-        except RegistrationError as error:
-            failure = error.errors
-    if failure:
-        return _staff_client_page(
-            request, client_id, 400, errors=failure, member_reference=member_reference
-        )
+                access_lists.remove_from_access_list(db, client, member_reference, staff, ip)
+    except ServiceError as error:  # refused before anything was written
+        more = {"errors": error.errors, "member_reference": member_reference}
+        return _staff_client_page(request, client_id, 400, **more)
     return RedirectResponse(f"/console/clients/{client_id}", status_code=303)

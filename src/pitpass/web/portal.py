@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from pitpass.db.models import Client, Member, RegistrationRequest
@@ -13,54 +16,72 @@ from pitpass.http.caller import client_of
 from pitpass.http.context import app_context, deliver_later
 from pitpass.http.csrf import require_csrf
 from pitpass.http.render import render
+from pitpass.services import access_lists, client_details, client_secrets, request_queue, workflow
 from pitpass.services import clients as clients_service
-from pitpass.services import registration
+from pitpass.services.client_details import ClientDetails, Review
 from pitpass.services.context import AppContext
-from pitpass.services.registration import ClientDetails, RegistrationError
+from pitpass.services.errors import ServiceError
+from pitpass.web.error_page import error_page
 from pitpass.web.guards import require_member
 
 router = APIRouter(prefix="/portal")
 
 FormText = Annotated[str, Form()]
-FormList = Annotated[list[str], Form()]
 
 
 def _redirect(location: str) -> RedirectResponse:
     return RedirectResponse(location, status_code=303)
 
 
-def details_from_form(
-    client_name: FormText = "",
-    client_type: FormText = "",
-    flows: FormList = [],  # noqa: B006 - FastAPI copies form defaults
-    description: FormText = "",
-    developer_name: FormText = "",
-    developer_url: FormText = "",
-    developer_email: FormText = "",
-    redirect_uris: FormText = "",
-    audiences: FormList = [],  # noqa: B006
-) -> ClientDetails:
-    """The request form (templates/_request_form.html) as ClientDetails."""
-    return ClientDetails(
-        client_name=client_name,
-        client_type=client_type,
-        flows=flows,
-        description=description,
-        developer_name=developer_name,
-        developer_url=developer_url,
-        developer_email=developer_email,
-        redirect_uris=redirect_uris.splitlines(),
-        audiences=audiences,
-    )
+class RequestForm(BaseModel):
+    """The request form (templates/_request_form.html): the fields of ClientDetails,
+    with the redirect URIs one a line."""
+
+    client_name: str = ""
+    client_type: str = ""
+    flows: list[str] = []
+    description: str = ""
+    developer_name: str = ""
+    developer_url: str = ""
+    developer_email: str = ""
+    redirect_uris: str = ""
+    audiences: list[str] = []
+
+
+def details_from_form(form: Annotated[RequestForm, Form()]) -> ClientDetails:
+    return ClientDetails(**form.model_dump() | {"redirect_uris": form.redirect_uris.splitlines()})
+
+
+Details = Annotated[ClientDetails, Depends(details_from_form)]
 
 
 def form_values(context: AppContext, **more: Any) -> dict[str, Any]:
     return {
         "audiences": context.settings.profile.audiences,
-        "client_types": registration.CLIENT_TYPES,
+        "client_types": client_details.CLIENT_TYPES,
         "errors": {},
         "warnings": {},
     } | more
+
+
+def _form_refused(request: Request, template: str, review: Review, **more: Any) -> Response:
+    """The form again, with what the checks found (`more` may name other errors)."""
+    found = {"details": review.details, "errors": review.errors, "warnings": review.warnings}
+    values = form_values(app_context(request), **(found | more))
+    return render(request, template, values, status_code=400)
+
+
+@contextmanager
+def _member_session(
+    request: Request, csrf_token: str | None = None
+) -> Iterator[tuple[AppContext, Session, Member]]:
+    """The signed-in member and one transaction; a change (`csrf_token`) checks the form first."""
+    if csrf_token is not None:
+        require_csrf(request, csrf_token)
+    member = require_member(request)
+    context = app_context(request)
+    with context.session() as db:
+        yield context, db, member
 
 
 def _own_request(db: Session, member: Member, request_id: int) -> RegistrationRequest | None:
@@ -74,19 +95,15 @@ def _own_client(db: Session, member: Member, client_id: str) -> Client | None:
 
 
 def _not_found(request: Request, what: str) -> Response:
-    return render(
-        request,
-        "error.html",
-        {"title": f"No such {what}", "detail": f"There is no {what} of yours at this address."},
-        status_code=404,
+    return error_page(
+        request, f"No such {what}", f"There is no {what} of yours at this address.", 404
     )
 
 
 @router.get("", response_class=HTMLResponse)
 def overview(request: Request, page: int = 1) -> Response:
-    member = require_member(request)
-    with app_context(request).session() as db:
-        requests, requests_page = registration.requests_of(db, member, page)
+    with _member_session(request) as (_context, db, member):
+        requests, requests_page = request_queue.requests_of(db, member, page)
         clients, _ = clients_service.clients_of(db, member, 1, per_page=200)
     return render(
         request,
@@ -95,7 +112,7 @@ def overview(request: Request, page: int = 1) -> Response:
             "requests": requests,
             "requests_page": requests_page,
             "clients": clients,
-            "overdue": registration.is_overdue,
+            "overdue": request_queue.is_overdue,
         },
     )
 
@@ -104,7 +121,7 @@ def overview(request: Request, page: int = 1) -> Response:
 def new_request_page(request: Request, template: str = "") -> Response:
     require_member(request)
     context = app_context(request)
-    details = registration.template(template, context.settings)
+    details = client_details.template(template, context.settings)
     return render(
         request,
         "portal_request_new.html",
@@ -114,56 +131,39 @@ def new_request_page(request: Request, template: str = "") -> Response:
 
 @router.post("/requests/new", response_class=HTMLResponse)
 def new_request_submit(
-    request: Request,
-    background: BackgroundTasks,
-    details: Annotated[ClientDetails, Depends(details_from_form)],
-    csrf_token: FormText = "",
+    request: Request, background: BackgroundTasks, details: Details, csrf_token: FormText = ""
 ) -> Response:
-    require_csrf(request, csrf_token)
-    member = require_member(request)
-    context = app_context(request)
-    with context.session() as db:
-        review = registration.review_details(db, context.settings, details)
+    with _member_session(request, csrf_token) as (context, db, member):
+        review = client_details.review_details(db, context.settings, details)
         if not review.ok:
-            return render(
-                request,
-                "portal_request_new.html",
-                form_values(
-                    context,
-                    details=review.details,
-                    errors=review.errors,
-                    warnings=review.warnings,
-                ),
-                status_code=400,
-            )
-        created, mail_ids = registration.submit(
-            context, db, member, details, ip=client_of(request).ip
-        )
+            return _form_refused(request, "portal_request_new.html", review)
+        created, mail_ids = workflow.submit(context, db, member, details, ip=client_of(request).ip)
     deliver_later(background, context, mail_ids)
     return _redirect(f"/portal/requests/{created.id}")
 
 
+def _request_values(db: Session, found: RegistrationRequest) -> dict[str, Any]:
+    return {
+        "item": found,
+        "events": request_queue.history(db, found),
+        "client": clients_service.by_pk(db, found.client_pk),
+    }
+
+
 @router.get("/requests/{request_id}", response_class=HTMLResponse)
 def request_page(request: Request, request_id: int) -> Response:
-    member = require_member(request)
-    context = app_context(request)
-    with context.session() as db:
+    with _member_session(request) as (context, db, member):
         found = _own_request(db, member, request_id)
         if found is None:
             return _not_found(request, "request")
-        events = registration.history(db, found)
-        client = clients_service.by_pk(db, found.client_pk)
+        values = _request_values(db, found)
     return render(
         request,
         "portal_request.html",
         form_values(
-            context,
-            item=found,
-            details=ClientDetails.of(found),
-            events=events,
-            client=client,
-            overdue=registration.is_overdue(found),
-        ),
+            context, details=ClientDetails.of(found), overdue=request_queue.is_overdue(found)
+        )
+        | values,
     )
 
 
@@ -172,37 +172,21 @@ def request_resubmit(
     request: Request,
     request_id: int,
     background: BackgroundTasks,
-    details: Annotated[ClientDetails, Depends(details_from_form)],
+    details: Details,
     csrf_token: FormText = "",
 ) -> Response:
-    require_csrf(request, csrf_token)
-    member = require_member(request)
-    context = app_context(request)
-    with context.session() as db:
+    with _member_session(request, csrf_token) as (context, db, member):
         found = _own_request(db, member, request_id)
         if found is None:
             return _not_found(request, "request")
         try:
-            mail_ids = registration.resubmit(
+            mail_ids = workflow.resubmit(
                 context, db, found, member, details, ip=client_of(request).ip
             )
-        except RegistrationError as error:
-            review = registration.review_details(db, context.settings, details)
-            return render(
-                request,
-                "portal_request.html",
-                form_values(
-                    context,
-                    item=found,
-                    details=review.details,
-                    events=registration.history(db, found),
-                    client=clients_service.by_pk(db, found.client_pk),
-                    errors=error.errors,
-                    warnings=review.warnings,
-                    overdue=False,
-                ),
-                status_code=400,
-            )
+        except ServiceError as error:
+            review = client_details.review_details(db, context.settings, details)
+            values = _request_values(db, found) | {"errors": error.errors, "overdue": False}
+            return _form_refused(request, "portal_request.html", review, **values)
     deliver_later(background, context, mail_ids)
     return _redirect(f"/portal/requests/{request_id}")
 
@@ -211,22 +195,14 @@ def request_resubmit(
 def request_withdraw(
     request: Request, request_id: int, background: BackgroundTasks, csrf_token: FormText = ""
 ) -> Response:
-    require_csrf(request, csrf_token)
-    member = require_member(request)
-    context = app_context(request)
-    with context.session() as db:
+    with _member_session(request, csrf_token) as (context, db, member):
         found = _own_request(db, member, request_id)
         if found is None:
             return _not_found(request, "request")
         try:
-            mail_ids = registration.withdraw(context, db, found, member, client_of(request).ip)
-        except RegistrationError as error:
-            return render(
-                request,
-                "error.html",
-                {"title": "Cannot withdraw", "detail": error.errors["status"]},
-                status_code=409,
-            )
+            mail_ids = workflow.withdraw(context, db, found, member, client_of(request).ip)
+        except ServiceError as error:
+            return error_page(request, "Cannot withdraw", error.errors["status"], 409)
     deliver_later(background, context, mail_ids)
     return _redirect(f"/portal/requests/{request_id}")
 
@@ -240,8 +216,8 @@ def _client_page(
     context = app_context(request)
     values = {
         "client": client,
-        "secret": clients_service.secret_status(db, client),
-        "access": clients_service.access_list(db, client),
+        "secret": client_secrets.secret_status(db, client),
+        "access": access_lists.access_list(db, client),
         "grace_days": context.settings.secret_grace_days,
         "errors": {},
     } | more
@@ -250,8 +226,7 @@ def _client_page(
 
 @router.get("/clients/{client_id}", response_class=HTMLResponse)
 def client_page(request: Request, client_id: str) -> Response:
-    member = require_member(request)
-    with app_context(request).session() as db:
+    with _member_session(request) as (_context, db, member):
         client = _own_client(db, member, client_id)
         if client is None:
             return _not_found(request, "client")
@@ -260,36 +235,30 @@ def client_page(request: Request, client_id: str) -> Response:
 
 @router.post("/clients/{client_id}/reveal", response_class=HTMLResponse)
 def client_reveal(request: Request, client_id: str, csrf_token: FormText = "") -> Response:
-    require_csrf(request, csrf_token)
-    member = require_member(request)
-    context = app_context(request)
-    with context.session() as db:
+    with _member_session(request, csrf_token) as (context, db, member):
         client = _own_client(db, member, client_id)
         if client is None:
             return _not_found(request, "client")
         try:
-            secret = clients_service.reveal_in_portal(
+            secret = client_secrets.reveal_in_portal(
                 context, db, client, member, client_of(request).ip
             )
-        except clients_service.RevealRefused as refused:
+        except client_secrets.RevealRefused as refused:
             return _client_page(request, db, client, 409, notice_error=refused.message)
     return render(request, "portal_secret.html", {"client": client, "secret": secret})
 
 
 @router.post("/clients/{client_id}/rotate", response_class=HTMLResponse)
 def client_rotate(request: Request, client_id: str, csrf_token: FormText = "") -> Response:
-    require_csrf(request, csrf_token)
-    member = require_member(request)
-    context = app_context(request)
-    with context.session() as db:
+    with _member_session(request, csrf_token) as (context, db, member):
         client = _own_client(db, member, client_id)
         if client is None:
             return _not_found(request, "client")
         try:
-            secret = clients_service.rotate_secret(
+            secret = client_secrets.rotate_secret(
                 context, db, client, member, client_of(request).ip
             )
-        except RegistrationError as error:
+        except ServiceError as error:
             return _client_page(request, db, client, 409, notice_error=error.errors["client"])
     return render(
         request,
@@ -305,9 +274,7 @@ def client_rotate(request: Request, client_id: str, csrf_token: FormText = "") -
 
 @router.get("/clients/{client_id}/change", response_class=HTMLResponse)
 def change_page(request: Request, client_id: str) -> Response:
-    member = require_member(request)
-    context = app_context(request)
-    with context.session() as db:
+    with _member_session(request) as (context, db, member):
         client = _own_client(db, member, client_id)
         if client is None:
             return _not_found(request, "client")
@@ -323,31 +290,17 @@ def change_submit(
     request: Request,
     client_id: str,
     background: BackgroundTasks,
-    details: Annotated[ClientDetails, Depends(details_from_form)],
+    details: Details,
     csrf_token: FormText = "",
 ) -> Response:
-    require_csrf(request, csrf_token)
-    member = require_member(request)
-    context = app_context(request)
-    with context.session() as db:
+    with _member_session(request, csrf_token) as (context, db, member):
         client = _own_client(db, member, client_id)
         if client is None:
             return _not_found(request, "client")
-        review = registration.review_details(db, context.settings, details, changing=client)
+        review = client_details.review_details(db, context.settings, details, changing=client)
         if not review.ok:
-            return render(
-                request,
-                "portal_change.html",
-                form_values(
-                    context,
-                    client=client,
-                    details=review.details,
-                    errors=review.errors,
-                    warnings=review.warnings,
-                ),
-                status_code=400,
-            )
-        created, mail_ids = registration.submit(
+            return _form_refused(request, "portal_change.html", review, client=client)
+        created, mail_ids = workflow.submit(
             context, db, member, details, changing=client, ip=client_of(request).ip
         )
     deliver_later(background, context, mail_ids)
@@ -362,15 +315,12 @@ def access_add(
     csrf_token: FormText = "",
     member_reference: FormText = "",
 ) -> Response:
-    require_csrf(request, csrf_token)
-    member = require_member(request)
-    context = app_context(request)
-    with context.session() as db:
+    with _member_session(request, csrf_token) as (context, db, member):
         client = _own_client(db, member, client_id)
         if client is None:
             return _not_found(request, "client")
         try:
-            _entry, _added, mail_ids = clients_service.add_to_access_list(
+            _entry, _added, mail_ids = access_lists.add_to_access_list(
                 context,
                 db,
                 client,
@@ -379,7 +329,7 @@ def access_add(
                 by_staff=False,
                 ip=client_of(request).ip,
             )
-        except RegistrationError as error:
+        except ServiceError as error:
             return _client_page(
                 request, db, client, 400, errors=error.errors, member_reference=member_reference
             )
@@ -391,18 +341,15 @@ def access_add(
 def access_remove(
     request: Request, client_id: str, csrf_token: FormText = "", member_reference: FormText = ""
 ) -> Response:
-    require_csrf(request, csrf_token)
-    member = require_member(request)
-    context = app_context(request)
-    with context.session() as db:
+    with _member_session(request, csrf_token) as (_context, db, member):
         client = _own_client(db, member, client_id)
         if client is None:
             return _not_found(request, "client")
         try:
-            clients_service.remove_from_access_list(
+            access_lists.remove_from_access_list(
                 db, client, member_reference, member, client_of(request).ip
             )
-        except RegistrationError as error:
+        except ServiceError as error:
             return _client_page(request, db, client, 400, errors=error.errors)
     return _redirect(f"/portal/clients/{client_id}")
 
@@ -413,27 +360,18 @@ def access_remove(
 @router.get("/secret/{token}", response_class=HTMLResponse)
 def secret_link_page(request: Request, token: str) -> Response:
     """A page with a button, not the secret: mail scanners that follow links spend nothing."""
-    require_member(request)
-    with app_context(request).session() as db:
-        client = clients_service.reveal_link_client(app_context(request), db, token)
+    with _member_session(request) as (context, db, _member):
+        client = client_secrets.reveal_link_client(context, db, token)
     return render(request, "portal_secret_link.html", {"client": client, "token": token})
 
 
 @router.post("/secret/{token}", response_class=HTMLResponse)
 def secret_link_reveal(request: Request, token: str, csrf_token: FormText = "") -> Response:
-    require_csrf(request, csrf_token)
-    member = require_member(request)
-    context = app_context(request)
-    with context.session() as db:
+    with _member_session(request, csrf_token) as (context, db, member):
         try:
-            client, secret = clients_service.reveal_by_link(
+            client, secret = client_secrets.reveal_by_link(
                 context, db, token, member, client_of(request).ip
             )
-        except clients_service.RevealRefused as refused:
-            return render(
-                request,
-                "error.html",
-                {"title": "Secret not shown", "detail": refused.message},
-                status_code=410,
-            )
+        except client_secrets.RevealRefused as refused:
+            return error_page(request, "Secret not shown", refused.message, 410)
     return render(request, "portal_secret.html", {"client": client, "secret": secret})

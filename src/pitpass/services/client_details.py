@@ -1,0 +1,271 @@
+"""What a client is described by, and the checks those details must pass (PRODUCT.md §3).
+
+One shape, `ClientDetails`, for the request form, the API, the CLI, a
+registration request and an issued client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pitpass.config import Settings
+from pitpass.core.client_names import check_client_name, name_key
+from pitpass.core.redirect_uris import check_redirect_uri_list
+from pitpass.db.models import Client, RegistrationRequest
+from pitpass.services.members import email_problem
+
+CLIENT_TYPES = ("server-side", "single-page-app", "mobile", "native")
+FLOWS = ("authorization_code", "password_limited")
+PUBLIC_CLIENT_TYPES = frozenset({"single-page-app", "mobile", "native"})
+MAX_DESCRIPTION_LENGTH = 200
+MAX_DEVELOPER_NAME_LENGTH = 100
+
+
+@dataclass
+class ClientDetails:
+    """Every field of a request (PRODUCT.md §3): one shape for pages, API and CLI."""
+
+    client_name: str = ""
+    client_type: str = ""
+    flows: list[str] = field(default_factory=list)
+    description: str = ""
+    developer_name: str = ""
+    developer_url: str = ""
+    developer_email: str = ""
+    redirect_uris: list[str] = field(default_factory=list)
+    audiences: list[str] = field(default_factory=list)
+
+    @property
+    def password_limited_only(self) -> bool:
+        return self.flows == ["password_limited"]
+
+    def cleaned(self) -> ClientDetails:
+        """Trimmed, blank list entries dropped, flows and audiences de-duplicated."""
+        return ClientDetails(
+            client_name=self.client_name.strip(),
+            client_type=self.client_type.strip(),
+            flows=[flow for flow in FLOWS if flow in {f.strip() for f in self.flows}]
+            + sorted({f.strip() for f in self.flows} - set(FLOWS) - {""}),
+            description=self.description.strip(),
+            developer_name=self.developer_name.strip(),
+            developer_url=self.developer_url.strip(),
+            developer_email=self.developer_email.strip(),
+            redirect_uris=[uri.strip() for uri in self.redirect_uris if uri.strip()],
+            audiences=list(dict.fromkeys(a.strip() for a in self.audiences if a.strip())),
+        )
+
+    @classmethod
+    def of(cls, record: RegistrationRequest | Client) -> ClientDetails:
+        name = record.client_name if isinstance(record, RegistrationRequest) else record.name
+        return cls(
+            client_name=name,
+            client_type=record.client_type,
+            flows=list(record.flows),
+            description=record.description,
+            developer_name=record.developer_name or "",
+            developer_url=record.developer_url or "",
+            developer_email=record.developer_email,
+            redirect_uris=list(record.redirect_uris),
+            audiences=list(record.audiences),
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def write_to(self, record: RegistrationRequest | Client) -> None:
+        """Store the details on a request or a client (blank optional fields as NULL)."""
+        if isinstance(record, RegistrationRequest):
+            record.client_name = self.client_name
+        else:
+            record.name = self.client_name
+            record.name_key = name_key(self.client_name)
+        record.client_type = self.client_type
+        record.flows = self.flows
+        record.description = self.description
+        record.developer_name = self.developer_name or None
+        record.developer_url = self.developer_url or None
+        record.developer_email = self.developer_email
+        record.redirect_uris = self.redirect_uris
+        record.audiences = self.audiences
+
+
+def is_confidential(client: Client) -> bool:
+    """Only server-side clients can keep a secret; the others use PKCE alone."""
+    return client.client_type == "server-side"
+
+
+@dataclass
+class Review:
+    """The automatic checks: `errors` block (field → message), `warnings` flag for staff."""
+
+    details: ClientDetails
+    errors: dict[str, str] = field(default_factory=dict)
+    warnings: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def warn(self, key: str, message: str) -> None:
+        self.warnings.setdefault(key, []).append(message)
+
+
+def _check_developer_url(url: str) -> str | None:
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme != "https" or not parts.hostname or " " in url:
+        return "the developer URL must be an https URL such as https://www.myleague.com"
+    if "@" in parts.netloc or parts.fragment:
+        return "the developer URL must not contain user information or a fragment"
+    if len(url) > 2000:
+        return "the developer URL may be at most 2000 characters"
+    return None
+
+
+def review_details(
+    db: Session, settings: Settings, details: ClientDetails, *, changing: Client | None = None
+) -> Review:
+    """Check every field at once; messages say what is wrong and how to fix it."""
+    d = details.cleaned()
+    review = Review(d)
+    errors = review.errors
+
+    name = check_client_name(d.client_name, settings.profile.brand_words)
+    if name.problems:
+        errors["client_name"] = name.problems[0]
+    else:
+        for warning in name.warnings:
+            review.warn("client_name", warning)
+        clash = db.scalar(
+            select(Client.client_id).where(
+                Client.name_key == name_key(d.client_name),
+                Client.is_disabled.is_(False),
+                Client.id != (changing.id if changing else -1),
+            )
+        )
+        if clash:
+            errors["client_name"] = (
+                f"a live client is already called '{d.client_name}'; choose another name"
+            )
+
+    if d.client_type not in CLIENT_TYPES:
+        errors["client_type"] = f"choose the client type: one of {', '.join(CLIENT_TYPES)}"
+    unknown_flows = [f for f in d.flows if f not in FLOWS]
+    if unknown_flows:
+        errors["flows"] = (
+            f"unknown flow '{unknown_flows[0]}'; choose authorization_code and/or password_limited"
+        )
+    elif not d.flows:
+        errors["flows"] = "choose at least one flow: authorization_code or password_limited"
+    elif "password_limited" in d.flows and d.client_type in PUBLIC_CLIENT_TYPES:
+        errors["flows"] = (
+            "password_limited needs a server-side client: only a server can keep the secret"
+        )
+
+    if len(d.description) > MAX_DESCRIPTION_LENGTH:
+        errors["description"] = f"keep the description under {MAX_DESCRIPTION_LENGTH} characters"
+
+    shown_to_members = not d.password_limited_only
+    if shown_to_members and not d.developer_name:
+        errors["developer_name"] = "enter the developer's name members will see on the consent page"
+    elif len(d.developer_name) > MAX_DEVELOPER_NAME_LENGTH:
+        errors["developer_name"] = f"use at most {MAX_DEVELOPER_NAME_LENGTH} characters"
+    if shown_to_members and not d.developer_url:
+        errors["developer_url"] = (
+            "enter the developer's website members will see, such as https://www.myleague.com"
+        )
+    elif problem := _check_developer_url(d.developer_url):
+        errors["developer_url"] = problem
+    if problem := email_problem(d.developer_email.lower()):
+        errors["developer_email"] = problem.replace("Enter your", "Enter the developer's")
+
+    if "authorization_code" in d.flows and not d.redirect_uris:
+        errors["redirect_uris"] = (
+            "add at least one redirect URI: the authorization_code flow sends members back to it"
+        )
+    for index, check in enumerate(check_redirect_uri_list(d.redirect_uris, d.client_type)):
+        if check.problems:
+            errors.setdefault(f"redirect_uris.{index}", check.problems[0])
+            errors.setdefault("redirect_uris", f"redirect URI {index + 1}: {check.problems[0]}")
+        for warning in check.warnings:
+            review.warn(f"redirect_uris.{index}", warning)
+
+    allowed = settings.profile.audiences
+    unknown = [a for a in d.audiences if a not in allowed]
+    if unknown:
+        errors["audiences"] = (
+            f"unknown audience '{unknown[0]}'; choose from: {', '.join(allowed) or 'none'}"
+        )
+    return review
+
+
+def name_field(key: str, names: Mapping[str, str], indexed: Callable[[str, int], str]) -> str:
+    """A field key (`redirect_uris.2`) in another vocabulary: `names` renames, `indexed`
+    places the index of a list entry."""
+    name, _, index = key.partition(".")
+    name = names.get(name, name)
+    return indexed(name, int(index)) if index.isdigit() else name
+
+
+def without_summaries(errors: dict[str, str]) -> dict[str, str]:
+    """The errors to list one by one: `redirect_uris` only sums up `redirect_uris.N`."""
+    indexed = any(key.startswith("redirect_uris.") for key in errors)
+    return {k: v for k, v in errors.items() if not (indexed and k == "redirect_uris")}
+
+
+# What the seed's two sample requests share.
+_SAMPLE = ClientDetails(
+    client_type="server-side", developer_email="developer@example.com", audiences=["data-server"]
+)
+TEMPLATES: dict[str, ClientDetails] = {
+    # The seed's sample name "My iRacing Data Tool" would itself fail the brand
+    # rule, so the template uses an honest name.
+    "data-tool": replace(
+        _SAMPLE,
+        client_name="My Sim Data Tool",
+        flows=["password_limited"],
+        description="discord-bot",
+    ),
+    "league-manager": replace(
+        _SAMPLE,
+        client_name="My League Manager",
+        flows=["authorization_code"],
+        description="league manager website",
+        developer_name="My Racing League Inc.",
+        developer_url="https://www.myleague.com",
+        redirect_uris=[
+            "https://www.myleague.com/oauth/callback",
+            "https://staging.myleague.com/oauth/callback",
+        ],
+    ),
+}
+
+
+def template(name: str, settings: Settings) -> ClientDetails:
+    """A starting template; audiences limited to what this deployment offers."""
+    chosen = TEMPLATES.get(name, ClientDetails(flows=["authorization_code"]))
+    return replace(
+        chosen, audiences=[a for a in chosen.audiences if a in settings.profile.audiences]
+    )
+
+
+FIELD_LABELS = {
+    "client_name": "Client name",
+    "client_type": "Client type",
+    "flows": "Flows",
+    "description": "Description",
+    "developer_name": "Developer's name",
+    "developer_url": "Developer's URL",
+    "developer_email": "Developer's email",
+    "redirect_uris": "Redirect URIs",
+    "audiences": "Audiences",
+}
