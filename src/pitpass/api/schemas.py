@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from pitpass.core import policy
 from pitpass.db.models import Client, RegistrationRequest
 from pitpass.services.client_details import ClientDetails, name_field
 from pitpass.services.client_secrets import SecretStatus
@@ -39,7 +40,9 @@ class ClientMetadata(BaseModel):
 
     client_name: str = Field("", examples=["My League Manager"])
     client_type: str = Field(
-        "", examples=["server-side"], description="server-side, single-page-app, mobile or native"
+        "",
+        examples=[policy.CONFIDENTIAL_CLIENT_TYPE],
+        description=", ".join(policy.CLIENT_TYPES[:-1]) + f" or {policy.CLIENT_TYPES[-1]}",
     )
     grant_types: list[str] = Field(
         default_factory=list,
@@ -171,7 +174,7 @@ class ClientOut(ClientMetadata):
 
 def auth_method(client_type: str) -> str:
     """RFC 7591 §2: public clients authenticate with nothing but PKCE."""
-    return "client_secret_post" if client_type == "server-side" else "none"
+    return "client_secret_post" if policy.is_confidential(client_type) else "none"
 
 
 class SecretOut(BaseModel):

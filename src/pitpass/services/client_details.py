@@ -14,14 +14,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pitpass.config import Settings
+from pitpass.core import policy
 from pitpass.core.client_names import check_client_name, name_key
 from pitpass.core.redirect_uris import check_redirect_uri_list
 from pitpass.db.models import Client, RegistrationRequest
 from pitpass.services.members import email_problem
 
-CLIENT_TYPES = ("server-side", "single-page-app", "mobile", "native")
-FLOWS = ("authorization_code", "password_limited")
-PUBLIC_CLIENT_TYPES = frozenset({"single-page-app", "mobile", "native"})
 MAX_DESCRIPTION_LENGTH = 200
 MAX_DEVELOPER_NAME_LENGTH = 100
 
@@ -49,8 +47,8 @@ class ClientDetails:
         return ClientDetails(
             client_name=self.client_name.strip(),
             client_type=self.client_type.strip(),
-            flows=[flow for flow in FLOWS if flow in {f.strip() for f in self.flows}]
-            + sorted({f.strip() for f in self.flows} - set(FLOWS) - {""}),
+            flows=[flow for flow in policy.CLIENT_FLOWS if flow in {f.strip() for f in self.flows}]
+            + sorted({f.strip() for f in self.flows} - set(policy.CLIENT_FLOWS) - {""}),
             description=self.description.strip(),
             developer_name=self.developer_name.strip(),
             developer_url=self.developer_url.strip(),
@@ -96,7 +94,7 @@ class ClientDetails:
 
 def is_confidential(client: Client) -> bool:
     """Only server-side clients can keep a secret; the others use PKCE alone."""
-    return client.client_type == "server-side"
+    return policy.is_confidential(client.client_type)
 
 
 @dataclass
@@ -157,16 +155,16 @@ def review_details(
                 f"a live client is already called '{d.client_name}'; choose another name"
             )
 
-    if d.client_type not in CLIENT_TYPES:
-        errors["client_type"] = f"choose the client type: one of {', '.join(CLIENT_TYPES)}"
-    unknown_flows = [f for f in d.flows if f not in FLOWS]
+    if d.client_type not in policy.CLIENT_TYPES:
+        errors["client_type"] = f"choose the client type: one of {', '.join(policy.CLIENT_TYPES)}"
+    unknown_flows = [f for f in d.flows if f not in policy.CLIENT_FLOWS]
     if unknown_flows:
         errors["flows"] = (
             f"unknown flow '{unknown_flows[0]}'; choose authorization_code and/or password_limited"
         )
     elif not d.flows:
         errors["flows"] = "choose at least one flow: authorization_code or password_limited"
-    elif "password_limited" in d.flows and d.client_type in PUBLIC_CLIENT_TYPES:
+    elif "password_limited" in d.flows and not policy.is_confidential(d.client_type):
         errors["flows"] = (
             "password_limited needs a server-side client: only a server can keep the secret"
         )
@@ -224,7 +222,9 @@ def without_summaries(errors: dict[str, str]) -> dict[str, str]:
 
 # What the seed's two sample requests share.
 _SAMPLE = ClientDetails(
-    client_type="server-side", developer_email="developer@example.com", audiences=["data-server"]
+    client_type=policy.CONFIDENTIAL_CLIENT_TYPE,
+    developer_email="developer@example.com",
+    audiences=["data-server"],
 )
 TEMPLATES: dict[str, ClientDetails] = {
     # The seed's sample name "My iRacing Data Tool" would itself fail the brand

@@ -8,17 +8,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pitpass.core import policy
+from pitpass.core.policy import SignOutReason
 from pitpass.core.slugs import unique_slug
-from pitpass.db.models import Client, Member, OAuthSession, utcnow
+from pitpass.db.models import Client, Member, utcnow
 from pitpass.services import audit
 from pitpass.services.client_details import ClientDetails, is_confidential, review_details
 from pitpass.services.client_secrets import issue_secret
 from pitpass.services.context import AppContext
 from pitpass.services.errors import ServiceError
 from pitpass.services.paging import Page, fetch_page
+from pitpass.storage import sync
+from pitpass.storage.records import SessionsToSignOut
 
 
 def new_client(db: Session, details: ClientDetails, owner_id: int | None) -> Client:
@@ -110,22 +114,12 @@ def set_disabled(
     client.is_disabled = disabled
     client.disabled_at = utcnow() if disabled else None
     if disabled:  # PRODUCT.md §3: disabling signs every member out of the client
-        db.execute(
-            update(OAuthSession)
-            .where(OAuthSession.client_pk == client.id, OAuthSession.revoked_at.is_(None))
-            .values(revoked_at=utcnow(), revoked_reason="client_disabled")
+        sync.sign_out(
+            db, SessionsToSignOut(client_pk=client.id), SignOutReason.CLIENT_DISABLED, utcnow()
         )
     audit.record_for_client(
         db, "client.disabled" if disabled else "client.enabled", client, actor, ip
     )
-
-
-# Bounds for per-client token lifetimes (PRODUCT.md §4 gives the defaults).
-LIFETIME_BOUNDS = {
-    "access_token_seconds": (60, 86_400),
-    "refresh_token_seconds": (0, 90 * 86_400),  # 0: no refresh tokens for this client
-    "refresh_grace_seconds": (0, 300),
-}
 
 
 def set_lifetimes(
@@ -138,11 +132,11 @@ def set_lifetimes(
     """Change the token lifetimes of one client; unset values stay as they are."""
     chosen = {name: value for name, value in values.items() if value is not None}
     for name, value in chosen.items():
-        low, high = LIFETIME_BOUNDS[name]
+        low, high = policy.LIFETIME_BOUNDS[name]
         if not low <= value <= high:
             raise ServiceError.field(name, f"must be between {low} and {high} seconds")
     for name, value in chosen.items():
         setattr(client, name, value)
-    result = {name: int(getattr(client, name)) for name in LIFETIME_BOUNDS}
+    result = {name: int(getattr(client, name)) for name in policy.LIFETIME_BOUNDS}
     audit.record_for_client(db, "client.lifetimes_changed", client, actor, ip, result)
     return result

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from pitpass.core import policy
 from pitpass.db.models import Client, Member, RegistrationRequest
 from pitpass.http.caller import client_of
 from pitpass.http.context import app_context, deliver_later
@@ -58,7 +59,7 @@ Details = Annotated[ClientDetails, Depends(details_from_form)]
 def form_values(context: AppContext, **more: Any) -> dict[str, Any]:
     return {
         "audiences": context.settings.profile.audiences,
-        "client_types": client_details.CLIENT_TYPES,
+        "client_types": policy.CLIENT_TYPES,
         "errors": {},
         "warnings": {},
     } | more
