@@ -63,9 +63,11 @@ class Profile(BaseModel):
 
     @model_validator(mode="after")
     def _named_scopes_are_known(self) -> Profile:
-        for name in ("default_scope", "identity_scope"):
-            if getattr(self, name) not in self.scopes:
-                raise ValueError(f"{name} {getattr(self, name)!r} is not one of the scopes")
+        if self.default_scope not in self.scopes:
+            raise ValueError(f"default_scope {self.default_scope!r} is not one of the scopes")
+        # Checked only when set: a profile whose scopes predate the setting still starts.
+        if "identity_scope" in self.model_fields_set and self.identity_scope not in self.scopes:
+            raise ValueError(f"identity_scope {self.identity_scope!r} is not one of the scopes")
         return self
 
 

@@ -169,6 +169,15 @@ def test_bad_fields_are_refused_beside_the_field_and_nothing_is_stored(
     assert count(site, RegistrationRequest) == 0
 
 
+def test_an_unknown_type_is_one_error_not_also_a_flow_error(site: Site, people: Any) -> None:
+    """Only a known public type makes password_limited wrong; an unknown type is its own error."""
+    developer, _ = people
+    response = submit(site, developer, DATA_TOOL | {"client_type": "desktop"})
+    assert response.status_code == 400
+    assert 'id="client_type-error"' in response.text
+    assert 'id="flows-error"' not in response.text
+
+
 def test_password_limited_only_needs_no_developer_url_or_redirect(site: Site, people: Any) -> None:
     developer, _ = people
     request_id = request_id_of(submit(site, developer, DATA_TOOL))

@@ -67,6 +67,9 @@ def test_a_refresh_asking_for_more_scope_keeps_the_token(site: Site) -> None:
         browser, client_id, secret, tokens["refresh_token"], scope="iracing.auth iracing.profile"
     )
     assert wider.status_code == 400 and wider.json()["error"] == "invalid_scope"
+    assert wider.json()["error_description"] == (
+        "scope iracing.profile was not granted to this session"
+    )
     # RFC 6749 §6: the refusal spent nothing; the same token still refreshes.
     assert refresh(browser, client_id, secret, tokens["refresh_token"]).status_code == 200
 

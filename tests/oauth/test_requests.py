@@ -5,6 +5,7 @@ with Allow, in the protocol's error shape, on the fast path and in the FastAPI a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from urllib.parse import quote
 
 import httpx
@@ -69,3 +70,36 @@ def test_a_wrong_method_on_a_protocol_endpoint_is_405_in_the_error_shape(
     # Elsewhere a wrong method still gets the page a browser can show.
     page = sqlite_site.browser().put("/signin")
     assert page.status_code == 405 and page.headers["content-type"].startswith("text/html")
+
+
+class TestBodySize:
+    """A protocol form is a few hundred bytes: a body over 16 KiB is refused, whether its
+    length is declared or it streams without one, and nothing past the limit is kept."""
+
+    def test_a_declared_large_body_is_refused(self, site: Site) -> None:
+        response = site.browser().post(
+            "/oauth2/token",
+            content=b"grant_type=refresh_token&pad=" + b"a" * 20_000,
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert response.status_code == 400
+        assert response.json()["error_description"] == "the request body is too large"
+
+    def test_a_streamed_large_body_is_refused(self, site: Site) -> None:
+        def chunks() -> Iterator[bytes]:
+            yield b"grant_type=refresh_token&pad="
+            for _ in range(40):
+                yield b"a" * 1024
+
+        response = site.browser().post(
+            "/oauth2/introspect",
+            content=chunks(),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert response.status_code == 400
+        assert response.json()["error_description"] == "the request body is too large"
+
+    def test_an_empty_body_is_an_empty_form(self, site: Site) -> None:
+        response = site.browser().post("/oauth2/token")
+        assert response.status_code == 400
+        assert response.json()["error_description"] == "grant_type missing"

@@ -113,3 +113,13 @@ def test_cli_stops_with_one_line_for_a_wrong_setting(tmp_path: Path) -> None:
             "pitpass: PITPASS_DATABASE_URL: must look like sqlite:///path/to/file.db or "
             "postgresql://user:pass@host:5432/db"
         ]
+
+
+def test_the_identity_scope_is_checked_only_when_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A profile with scopes of its own still starts; a named identity scope must exist."""
+    monkeypatch.setenv("PITPASS_PROFILE__SCOPES", '{"acme.auth": "Act as you"}')
+    monkeypatch.setenv("PITPASS_PROFILE__DEFAULT_SCOPE", "acme.auth")
+    assert load_settings().profile.default_scope == "acme.auth"
+    monkeypatch.setenv("PITPASS_PROFILE__IDENTITY_SCOPE", "acme.me")
+    with pytest.raises(ConfigError, match=r"identity_scope 'acme\.me' is not one of the scopes"):
+        load_settings()

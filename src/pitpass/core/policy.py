@@ -49,18 +49,15 @@ def is_confidential(client_type: str) -> bool:
 
 
 class ScopeRefused(ValueError):
-    """A scope the server does not know, or (at a refresh) more than was granted."""
-
-    def __init__(self, scope: str, why: str) -> None:
-        super().__init__(f"{why} {scope}")
-        self.scope = scope
+    """A scope the server does not know, or (at a refresh) more than was granted; the
+    message is the error_description clients see."""
 
 
 def requested_scope(raw: str | None, profile: Profile) -> str:
     """The scope a request asks for, or the profile's default when it names none."""
     wanted = parse_scope(raw) if raw and raw.strip() else [profile.default_scope]
     if extra := unknown_scopes(wanted, profile.scopes):
-        raise ScopeRefused(extra[0], "unknown scope")
+        raise ScopeRefused(f"unknown scope {extra[0]}")
     return join_scope(wanted)
 
 
@@ -70,7 +67,7 @@ def narrowed_scope(raw: str | None, granted: str) -> str:
         return granted
     wanted = parse_scope(raw)
     if extra := unknown_scopes(wanted, granted.split()):
-        raise ScopeRefused(extra[0], "this session was not granted scope")
+        raise ScopeRefused(f"scope {extra[0]} was not granted to this session")
     return join_scope(wanted)
 
 

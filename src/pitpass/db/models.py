@@ -28,6 +28,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from pitpass.core import policy
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -220,14 +222,24 @@ class Client(Base):
     )
     is_disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     disabled_at: Mapped[datetime | None]
-    # Token lifetimes (PRODUCT.md §4 defaults), configurable per client.
-    access_token_seconds: Mapped[int] = mapped_column(Integer, default=600, server_default="600")
+    # Token lifetimes (the policy's defaults, PRODUCT.md §4), configurable per client.
+    access_token_seconds: Mapped[int] = mapped_column(
+        Integer,
+        default=policy.DEFAULT_ACCESS_TOKEN_SECONDS,
+        server_default=str(policy.DEFAULT_ACCESS_TOKEN_SECONDS),
+    )
     refresh_token_seconds: Mapped[int] = mapped_column(
-        Integer, default=604800, server_default="604800"
+        Integer,
+        default=policy.DEFAULT_REFRESH_TOKEN_SECONDS,
+        server_default=str(policy.DEFAULT_REFRESH_TOKEN_SECONDS),
     )
     # A used refresh token presented again within this many seconds is not
     # treated as theft (RFC 9700 §4.14.2 leaves the window to the server).
-    refresh_grace_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    refresh_grace_seconds: Mapped[int] = mapped_column(
+        Integer,
+        default=policy.DEFAULT_REFRESH_GRACE_SECONDS,
+        server_default=str(policy.DEFAULT_REFRESH_GRACE_SECONDS),
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -131,13 +131,13 @@ async def revoke_listed_sessions(request: Request, runtime: OAuthRuntime) -> Res
     ids = {s.strip() for s in form.get("session_ids", "").split(",") if s.strip()}
     if not ids:
         raise OAuthError("invalid_request", "session_ids missing")
-    for session_id in sorted(ids):
-        which = SessionsToSignOut(
-            session_id=session_id,
-            member_id=caller.session.member_id,
-            client_pk=caller.session.client_pk,
-        )
-        await _sign_out(runtime, which, SignOutReason.REVOKE_SESSIONS)
+    member_id, client_pk = caller.session.member_id, caller.session.client_pk
+    async with runtime.store.connection() as db:
+        for session_id in sorted(ids):
+            which = SessionsToSignOut(
+                session_id=session_id, member_id=member_id, client_pk=client_pk
+            )
+            await runtime.store.sign_out(db, which, SignOutReason.REVOKE_SESSIONS, utcnow())
     return Response(status_code=200, headers=NO_STORE)
 
 

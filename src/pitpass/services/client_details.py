@@ -164,7 +164,7 @@ def review_details(
         )
     elif not d.flows:
         errors["flows"] = "choose at least one flow: authorization_code or password_limited"
-    elif "password_limited" in d.flows and not policy.is_confidential(d.client_type):
+    elif "password_limited" in d.flows and d.client_type in policy.PUBLIC_CLIENT_TYPES:
         errors["flows"] = (
             "password_limited needs a server-side client: only a server can keep the secret"
         )
