@@ -1,0 +1,70 @@
+"""Data migrations on both engines: 0004 gives live sessions the lifetime of
+core/policy.session_expires_at, so no access token issued before an upgrade turns
+inactive early (issue #10)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session
+
+from pitpass.db.engine import make_engine
+from pitpass.db.migrate import upgrade
+from pitpass.db.models import Client, Member, OAuthSession, utcnow
+from tests.support import postgres_database
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'pitpass.db'}"
+        return
+    with postgres_database(migrated=False) as url:
+        yield url
+
+
+def test_0004_extends_live_sessions_to_their_access_token(database_url: str) -> None:
+    engine = make_engine(database_url)
+    upgrade(engine, "0003")
+    last = utcnow() - timedelta(seconds=30)
+    with Session(engine) as db, db.begin():
+        member = Member(email="a@example.com", display_name="A", customer_id=1, password_hash="x")
+        db.add(member)
+        db.flush()
+        client = Client(
+            client_id="c",
+            name="C",
+            name_key="c",
+            client_type="server-side",
+            flows=["password_limited"],
+            developer_email="d@example.com",
+            redirect_uris=[],
+            audiences=[],
+            access_token_seconds=600,
+            refresh_token_seconds=0,
+        )
+        db.add(client)
+        db.flush()
+        for session_id, revoked_at in (("live", None), ("signed-out", last)):
+            db.add(
+                OAuthSession(
+                    id=session_id,
+                    member_id=member.id,
+                    client_pk=client.id,
+                    scope="iracing.auth",
+                    auth_time=last,
+                    last_activity_at=last,
+                    expires_at=last,  # the old rule: last activity + refresh lifetime 0
+                    revoked_at=revoked_at,
+                )
+            )
+    upgrade(engine)
+    with Session(engine) as db:
+        live, signed_out = db.get(OAuthSession, "live"), db.get(OAuthSession, "signed-out")
+        assert live is not None and signed_out is not None
+        assert live.expires_at == last + timedelta(seconds=600)
+        assert signed_out.expires_at == last  # what is over stays over
+    engine.dispose()
