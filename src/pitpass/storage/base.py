@@ -14,25 +14,45 @@ from pitpass.storage.sql import ReadTime, Row, WriteTime
 
 
 def timestamp_codec(dialect: Dialect) -> tuple[WriteTime, ReadTime]:
-    """How this dialect writes and reads a UTC timestamp: SQLAlchemy's own processors for
-    the ORM's column type, so the store's rows and the ORM's are the same text or value.
+    """How this dialect writes and reads a UTC timestamp, exactly as SQLAlchemy's processors
+    for the ORM's `UTCDateTime` column do, so the store's rows and the ORM's are the same.
 
-    One exception, for speed: SQLite's writer is `sqlite_text`, a third of the cost of
-    SQLAlchemy's (measured with callgrind; five timestamps per refresh), and proven to
-    write the same text by tests/unit/test_storage_timestamps.py."""
+    For SQLite and PostgreSQL the store uses equivalents that cost a fifth to a half of
+    SQLAlchemy's (several per grant; measured with callgrind, docs/decisions.md
+    "Timestamps on the hot path"): `datetime.replace` and keyword-parsing `isoformat`
+    are the expensive calls they avoid. tests/unit/test_storage_timestamps.py proves them
+    equal to SQLAlchemy's for any aware datetime."""
+    if dialect.name == "sqlite":
+        return sqlite_text, sqlite_read
+    if dialect.name == "postgresql":
+        return naive_utc, aware_utc
     column_type = UTCDateTime().dialect_impl(dialect)
     write: WriteTime | None = column_type.bind_processor(dialect)
     read: ReadTime | None = column_type.result_processor(dialect, None)  # type: ignore[assignment]
     assert write is not None and read is not None  # a TypeDecorator always has both
-    if dialect.name == "sqlite":
-        write = sqlite_text
     return write, read
 
 
+def naive_utc(moment: datetime) -> datetime:
+    """An aware datetime as the naive UTC a `timestamp` column holds."""
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return datetime.combine(moment.date(), moment.time())
+
+
+def aware_utc(stored: datetime) -> datetime:
+    """A `timestamp` column's naive UTC as an aware datetime."""
+    return datetime.combine(stored.date(), stored.time(), UTC)
+
+
 def sqlite_text(moment: datetime) -> str:
-    """SQLAlchemy's SQLite DATETIME text for an aware datetime: naive UTC,
-    "YYYY-MM-DD HH:MM:SS.ffffff"."""
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    """SQLAlchemy's SQLite DATETIME text: naive UTC, "YYYY-MM-DD HH:MM:SS.ffffff"."""
+    text = str(naive_utc(moment))  # the fraction is left out when it is zero
+    return text if moment.microsecond else f"{text}.000000"
+
+
+def sqlite_read(stored: str) -> datetime:
+    return datetime.fromisoformat(f"{stored}+00:00")
 
 
 class StoreEngine(ABC):
