@@ -36,7 +36,7 @@ async def introspect(request: Request, runtime: OAuthRuntime) -> Response:
         if claims is None:
             return _inactive()
         async with store.connection() as db:
-            session = await store.session(db, str(claims.get("session_id")))
+            session = await store.liveness(db, str(claims.get("session_id")))
         if session is None or not policy.session_is_live(session, now):
             return _inactive()
         return JSONResponse({"active": True, "token_type": "Bearer", **claims}, headers=NO_STORE)

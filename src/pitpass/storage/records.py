@@ -59,6 +59,16 @@ class SessionRecord:
 
 
 @dataclass(frozen=True)
+class Liveness:
+    """Only what `policy.why_not_live` reads of a session (introspection's one read)."""
+
+    revoked: bool
+    expires_at: datetime
+    member_disabled: bool
+    client_disabled: bool
+
+
+@dataclass(frozen=True)
 class NewCode:
     """An authorization code to store: its keyed hash and what its redemption opens."""
 

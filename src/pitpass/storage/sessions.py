@@ -10,6 +10,7 @@ from pitpass.core.policy import SignOutReason
 from pitpass.storage import sql
 from pitpass.storage.base import StoreEngine
 from pitpass.storage.records import (
+    Liveness,
     NewRefreshToken,
     NewSession,
     PasswordMember,
@@ -22,6 +23,18 @@ class SessionStore(StoreEngine):
     async def session(self, db: Any, session_id: str) -> SessionRecord | None:
         row = await self._fetchrow(db, sql.SELECT_SESSION, {"id": session_id})
         return None if row is None else sql.session_record(row, self.read_time)
+
+    async def liveness(self, db: Any, session_id: str) -> Liveness | None:
+        """What decides whether the session is live, and no more (introspection)."""
+        row = await self._fetchrow(db, sql.SELECT_LIVENESS, {"id": session_id})
+        if row is None:
+            return None
+        return Liveness(
+            revoked=row["revoked_at"] is not None,
+            expires_at=self.read_time(row["expires_at"]),
+            member_disabled=bool(row["member_disabled"]),
+            client_disabled=bool(row["client_disabled"]),
+        )
 
     @abstractmethod
     async def open_session(

@@ -68,6 +68,10 @@ CONSUME_CODE = (
 # ----- sessions ------------------------------------------------------------------------------
 
 SELECT_SESSION = f"SELECT {SESSION_COLUMNS} FROM oauth_sessions s {SESSION_JOINS} WHERE s.id = :id"
+SELECT_LIVENESS = (
+    "SELECT s.revoked_at, s.expires_at, m.is_disabled AS member_disabled, "
+    f"c.is_disabled AS client_disabled FROM oauth_sessions s {SESSION_JOINS} WHERE s.id = :id"
+)
 SESSION_INSERT_COLUMNS = (
     "id, member_id, client_pk, scope, auth_time, created_at, last_activity_at, expires_at, "
     "first_ip, last_ip, first_user_agent, last_user_agent, web_session_id"
