@@ -12,7 +12,6 @@ import jwt
 from sqlalchemy import select
 
 from pitpass.core import policy
-from pitpass.core.masking import mask_secret
 from pitpass.core.policy import SignOutReason
 from pitpass.db.models import (
     AccessListEntry,
@@ -28,12 +27,13 @@ from pitpass.storage.records import (
     SessionActivity,
     SessionsToSignOut,
 )
-from tests.conftest import GOOD_PASSWORD, Site
+from tests.conftest import Site
 from tests.oauth.in_process import (
     CALLBACK,
     issue,
     mint_code,
     new_client,
+    password_limited,
     redeem,
     refresh,
 )
@@ -188,16 +188,7 @@ def test_a_password_limited_token_carries_the_member_found_by_email(site: Site) 
                 client_pk=client_pk, member_id=member.id, added_by_id=staff.id, accepted_at=utcnow()
             )
         )
-    granted = site.browser().post(
-        "/oauth2/token",
-        data={
-            "grant_type": "password_limited",
-            "client_id": client_id,
-            "client_secret": secret,
-            "username": "racer@example.com",
-            "password": mask_secret(GOOD_PASSWORD, "racer@example.com"),
-        },
-    )
+    granted = password_limited(site.browser(), client_id, secret, "racer@example.com")
     assert granted.status_code == 200, granted.text
     claims = jwt.decode(granted.json()["access_token"], options={"verify_signature": False})
     assert claims["sub"] == "424242" and claims["iracing_cust_id"] == 424242

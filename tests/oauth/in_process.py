@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from pitpass.core.masking import mask_secret
 from pitpass.db.models import AuthorizationCode, utcnow
 from pitpass.services import clients as clients_service
-from tests.conftest import Site
+from tests.conftest import GOOD_PASSWORD, Site
 from tests.support import Provisioner
 
 CALLBACK = "https://app.example/cb"
@@ -88,5 +88,19 @@ def refresh(browser: TestClient, client_id: str, secret: str, token: str, **extr
             "client_secret": secret,
             "refresh_token": token,
             **extra,
+        },
+    )
+
+
+def password_limited(browser: TestClient, client_id: str, secret: str, email: str) -> Any:
+    """The password_limited grant for `email`, with the tests' password masked."""
+    return browser.post(
+        "/oauth2/token",
+        data={
+            "grant_type": "password_limited",
+            "client_id": client_id,
+            "client_secret": secret,
+            "username": email,
+            "password": mask_secret(GOOD_PASSWORD, email),
         },
     )

@@ -9,12 +9,11 @@ from typing import Any
 import jwt
 import pytest
 
-from pitpass.core.masking import mask_secret
 from pitpass.db.models import AccessListEntry, utcnow
 from pitpass.services import clients as clients_service
 from pitpass.services.members import find_by_email
-from tests.conftest import GOOD_PASSWORD, Site
-from tests.oauth.in_process import mint_code, new_client, redeem
+from tests.conftest import Site
+from tests.oauth.in_process import mint_code, new_client, password_limited, redeem
 
 
 def _client_with_lifetimes(site: Site, refresh_token_seconds: int) -> tuple[str, str, int]:
@@ -43,16 +42,7 @@ def _access_token(site: Site, grant: str, client_id: str, secret: str, member_id
     if grant == "authorization_code":
         answer = redeem(browser, client_id, secret, mint_code(site, client_id, member_id))
     else:
-        answer = browser.post(
-            "/oauth2/token",
-            data={
-                "grant_type": "password_limited",
-                "client_id": client_id,
-                "client_secret": secret,
-                "username": "racer@example.com",
-                "password": mask_secret(GOOD_PASSWORD, "racer@example.com"),
-            },
-        )
+        answer = password_limited(browser, client_id, secret, "racer@example.com")
     assert answer.status_code == 200, answer.text
     return str(answer.json()["access_token"])
 
