@@ -37,7 +37,7 @@ async def introspect(request: Request, runtime: OAuthRuntime) -> Response:
             return _inactive()
         async with store.connection() as db:
             session = await store.liveness(db, str(claims.get("session_id")))
-        if session is None or not policy.session_is_live(session, now):
+        if session is None or policy.why_not_live(session, now) is not None:
             return _inactive()
         return JSONResponse({"active": True, "token_type": "Bearer", **claims}, headers=NO_STORE)
     async with store.connection() as db:

@@ -46,19 +46,18 @@ def parse_form(body: bytes) -> dict[str, str]:
 
 
 async def read_form(request: Request) -> dict[str, str]:
-    """The form body's parameters. An empty body has none, whatever its content type;
-    any other body must be a form of at most MAX_BODY bytes, and reading stops there."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
-        raise OAuthError("invalid_request", "the request body is too large")
-    body = bytearray()
+    """The form body's parameters. Reading stops past MAX_BODY bytes; an empty body has
+    no parameters, whatever its content type; any other body must be a form."""
+    chunks: list[bytes] = []
+    size = 0
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
+        size += len(chunk)
+        if size > MAX_BODY:
             raise OAuthError("invalid_request", "the request body is too large")
-    if not body:
+        chunks.append(chunk)
+    if not size:
         return {}
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != FORM:
         raise OAuthError("invalid_request", f"send the parameters as {FORM}")
-    return parse_form(bytes(body))
+    return parse_form(b"".join(chunks))

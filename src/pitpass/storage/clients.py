@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.engine import Dialect
 
+from pitpass.core import policy
 from pitpass.storage import sql
 from pitpass.storage.base import StoreEngine
 from pitpass.storage.records import ClientRecord
@@ -52,6 +53,7 @@ class ClientCache(StoreEngine):
             refresh_token_seconds=row["refresh_token_seconds"],
             refresh_grace_seconds=row["refresh_grace_seconds"],
             secret_hashes=tuple(secret["secret_hash"] for secret in secrets),
+            is_confidential=policy.is_confidential(row["client_type"]),
         )
 
     def forget_cached_clients(self) -> None:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
-from pitpass.core import policy
+from typing import Any, NamedTuple
 
 
 @dataclass(frozen=True)
@@ -23,10 +21,7 @@ class ClientRecord:
     refresh_token_seconds: int
     refresh_grace_seconds: int
     secret_hashes: tuple[str, ...]  # live secrets: current and, during grace, previous
-
-    @property
-    def is_confidential(self) -> bool:
-        return policy.is_confidential(self.client_type)
+    is_confidential: bool  # policy.is_confidential(client_type), decided once per load
 
 
 @dataclass(frozen=True)
@@ -58,9 +53,9 @@ class SessionRecord:
         return self.member.member_disabled
 
 
-@dataclass(frozen=True)
-class Liveness:
-    """Only what `policy.why_not_live` reads of a session (introspection's one read)."""
+class Liveness(NamedTuple):
+    """Only what `policy.why_not_live` reads of a session (introspection's one read; a
+    tuple, the cheapest record to build on this path)."""
 
     revoked: bool
     expires_at: datetime

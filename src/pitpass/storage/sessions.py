@@ -30,10 +30,10 @@ class SessionStore(StoreEngine):
         if row is None:
             return None
         return Liveness(
-            revoked=row["revoked_at"] is not None,
-            expires_at=self.read_time(row["expires_at"]),
-            member_disabled=bool(row["member_disabled"]),
-            client_disabled=bool(row["client_disabled"]),
+            row["revoked_at"] is not None,
+            self.read_time(row["expires_at"]),
+            bool(row["member_disabled"]),
+            bool(row["client_disabled"]),
         )
 
     @abstractmethod
