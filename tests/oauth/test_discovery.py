@@ -56,3 +56,18 @@ def test_retired_keys_stay_published_until_their_tokens_expire(sqlite_site: Site
         )
     kids = {k["kid"] for k in browser.get("/oauth2/jwks").json()["keys"]}
     assert old.kid not in kids and len(kids) == 1
+
+
+def test_metadata_is_generated_from_what_the_endpoints_accept() -> None:
+    """Every advertised grant has a module at /token and every module is advertised; the
+    PKCE methods are the ones /authorize accepts (core/policy.py is their one home)."""
+    from pitpass.config import load_settings
+    from pitpass.core import pkce, policy
+    from pitpass.oauth.discovery import metadata_document
+    from pitpass.oauth.token_endpoint import GRANTS
+
+    document = metadata_document(load_settings())
+    assert document["grant_types_supported"] == list(GRANTS)
+    assert set(document["code_challenge_methods_supported"]) == set(pkce.METHODS)
+    assert document["token_endpoint_auth_methods_supported"] == list(policy.TOKEN_AUTH_METHODS)
+    assert document["scopes_supported"] == sorted(load_settings().profile.scopes)
