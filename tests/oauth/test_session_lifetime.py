@@ -15,26 +15,29 @@ from pitpass.services.members import find_by_email
 from tests.conftest import Site
 from tests.oauth.in_process import mint_code, new_client, password_limited, redeem
 
+# Refresh lifetimes: none, shorter than the access token (600 s), the default.
+LIFETIMES = {"Lifetime None": 0, "Lifetime Short": 60, "Lifetime Long": 604_800}
 
-def _client_with_lifetimes(site: Site, refresh_token_seconds: int) -> tuple[str, str, int]:
-    staff = site.add_member("staff@example.com", staff=True)
-    member = site.add_member("racer@example.com")
+
+def _client_with_lifetime(site: Site, name: str, refresh_token_seconds: int) -> tuple[str, str]:
+    """A client of both flows with this refresh lifetime, the racer on its access list."""
     client_id, secret, client_pk = new_client(
-        site, "Lifetime Client", ["authorization_code", "password_limited"]
+        site, name, ["authorization_code", "password_limited"]
     )
     with site.context.session() as db:
         client = clients_service.by_client_id(db, client_id)
-        actor = find_by_email(db, "staff@example.com")
-        assert client is not None and actor is not None
+        staff = find_by_email(db, "staff@example.com")
+        racer = find_by_email(db, "racer@example.com")
+        assert client is not None and staff is not None and racer is not None
         clients_service.set_lifetimes(
-            db, client, actor, {"refresh_token_seconds": refresh_token_seconds}
+            db, client, staff, {"refresh_token_seconds": refresh_token_seconds}
         )
         db.add(
             AccessListEntry(
-                client_pk=client_pk, member_id=member.id, added_by_id=staff.id, accepted_at=utcnow()
+                client_pk=client_pk, member_id=racer.id, added_by_id=staff.id, accepted_at=utcnow()
             )
         )
-    return client_id, secret, member.id
+    return client_id, secret
 
 
 def _access_token(site: Site, grant: str, client_id: str, secret: str, member_id: int) -> str:
@@ -48,23 +51,22 @@ def _access_token(site: Site, grant: str, client_id: str, secret: str, member_id
 
 
 @pytest.mark.parametrize("grant", ["authorization_code", "password_limited"])
-@pytest.mark.parametrize("refresh_token_seconds", [0, 60, 604_800])
-def test_sessions_and_introspection_agree_for_every_lifetime(
-    site: Site, grant: str, refresh_token_seconds: int
-) -> None:
-    client_id, secret, member_id = _client_with_lifetimes(site, refresh_token_seconds)
-    token = _access_token(site, grant, client_id, secret, member_id)
-    session_id = jwt.decode(token, options={"verify_signature": False})["session_id"]
-    browser = site.browser()
-    listed: Any = browser.get("/oauth2/sessions", headers={"Authorization": f"Bearer {token}"})
-    assert listed.status_code == 200, listed.text
-    introspected = browser.post(
-        "/oauth2/introspect", data={"client_id": client_id, "client_secret": secret, "token": token}
-    ).json()
-    listed_ids = [view["session_id"] for view in listed.json()["sessions"]]
-    assert (session_id in listed_ids) == introspected["active"]
-    # A freshly issued token's session is live: both say so.
-    assert introspected["active"] is True
-    # It lives at least as long as the access token (never ends before it).
-    view = next(v for v in listed.json()["sessions"] if v["session_id"] == session_id)
-    assert view["session_expiration"] >= introspected["exp"]
+def test_sessions_and_introspection_agree_for_every_lifetime(site: Site, grant: str) -> None:
+    site.add_member("staff@example.com", staff=True)
+    member_id = site.add_member("racer@example.com").id
+    for name, refresh_token_seconds in LIFETIMES.items():
+        client_id, secret = _client_with_lifetime(site, name, refresh_token_seconds)
+        token = _access_token(site, grant, client_id, secret, member_id)
+        session_id = jwt.decode(token, options={"verify_signature": False})["session_id"]
+        browser = site.browser()
+        listed: Any = browser.get("/oauth2/sessions", headers={"Authorization": f"Bearer {token}"})
+        assert listed.status_code == 200, listed.text
+        form = {"client_id": client_id, "client_secret": secret, "token": token}
+        introspected = browser.post("/oauth2/introspect", data=form).json()
+        listed_ids = [view["session_id"] for view in listed.json()["sessions"]]
+        assert (session_id in listed_ids) == introspected["active"], name
+        # A freshly issued token's session is live: both say so.
+        assert introspected["active"] is True, name
+        # It lives at least as long as the access token (never ends before it).
+        view = next(v for v in listed.json()["sessions"] if v["session_id"] == session_id)
+        assert view["session_expiration"] >= introspected["exp"], name
