@@ -4,7 +4,6 @@ they commit with the caller's other changes (an audit event, a consent)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, text
@@ -15,7 +14,7 @@ from pitpass.core.policy import SignOutReason
 from pitpass.db.models import Client, Member, OAuthSession
 from pitpass.storage import sql
 from pitpass.storage.base import timestamp_codec
-from pitpass.storage.records import NewCode, SessionsToSignOut
+from pitpass.storage.records import Liveness, NewCode, SessionsToSignOut
 
 
 def insert_code(db: Session, code: NewCode) -> None:
@@ -28,14 +27,6 @@ def sign_out(db: Session, which: SessionsToSignOut, reason: SignOutReason, now: 
     write_time, _ = timestamp_codec(db.get_bind().dialect)
     params = sql.sign_out_params(which, reason, now, write_time)
     return len(db.execute(text(sql.sign_out(which)), params).all())
-
-
-@dataclass(frozen=True)
-class _Liveness:
-    revoked: bool
-    expires_at: datetime
-    member_disabled: bool
-    client_disabled: bool
 
 
 def live_sessions(
@@ -56,7 +47,7 @@ def live_sessions(
         row
         for row, member_disabled, client_disabled in db.execute(query)
         if policy.session_is_live(
-            _Liveness(row.revoked_at is not None, row.expires_at, member_disabled, client_disabled),
+            Liveness(row.revoked_at is not None, row.expires_at, member_disabled, client_disabled),
             now,
         )
     ]
