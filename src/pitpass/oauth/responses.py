@@ -9,6 +9,8 @@ they can. The table of errors is the policy's (core/policy.py).
 from __future__ import annotations
 
 import logging
+import re
+import unicodedata
 from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import urlencode
 
@@ -43,14 +45,29 @@ def _error_body(
     }
 
 
+# RFC 6750 §3: error_description is %x20-21 / %x23-5B / %x5D-7E (printable ASCII without
+# '"' and '\\'), and a header must be latin-1 on the wire anyway.
+_HEADER_SAFE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
+BEARER_ERRORS = frozenset({"invalid_token", "insufficient_scope"})
+
+
+def header_safe(text: str) -> str:
+    """`text` within RFC 6750 §3's characters: compatibility forms first ("…" is "..."),
+    anything still outside them is dropped."""
+    return _HEADER_SAFE.sub("", unicodedata.normalize("NFKD", text))
+
+
+def www_authenticate(error: OAuthError) -> str:
+    """The Bearer challenge of a protected resource (RFC 6750 §3)."""
+    return f'Bearer error="{error.error}", error_description="{header_safe(error.description)}"'
+
+
 def json_error(issuer: str, error: OAuthError) -> JSONResponse:
     rule = ERRORS[error.error]
     body = _error_body(issuer, rule.status, rule.reason, error.error, error.description)
     headers = NO_STORE | error.headers
-    if error.error == "invalid_token":
-        headers["WWW-Authenticate"] = (
-            f'Bearer error="invalid_token", error_description="{error.description}"'
-        )
+    if error.error in BEARER_ERRORS:
+        headers["WWW-Authenticate"] = www_authenticate(error)
     return JSONResponse(body, status_code=rule.status, headers=headers)
 
 
