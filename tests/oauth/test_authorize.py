@@ -78,6 +78,37 @@ class TestRFC6749Authorize:
             )
             assert response.status_code in (200, 302), response.text
 
+    @pytest.mark.parametrize(
+        "presented",
+        [
+            "http://127.0.0.1:1/cb#",
+            "http://127.0.0.1:1/cb?",
+            "HTTP://127.0.0.1:1/cb",
+            "http://127.0.0.1:0/cb",
+            "http://127.0.0.1:1/cb\t",
+        ],
+    )
+    def test_loopback_only_the_port_may_vary(self, world: World, presented: str) -> None:
+        """RFC 8252 §7.3 lets the port vary and nothing else; a mismatch is an error page,
+        never a redirect (RFC 6749 §4.1.2.1). The registered URI with a port still works."""
+        registered = "http://127.0.0.1/cb"
+        client_id, _s, _e, browser = fresh(
+            world, client_type="native", redirect_uris=(registered,)
+        )
+        pkce = {"code_challenge": s256(VERIFIER), "code_challenge_method": "S256"}
+        refused = browser.get(
+            "/oauth2/authorize",
+            params={"client_id": client_id, "redirect_uri": presented, "response_type": "code"}
+            | pkce,
+        )
+        body = expect_error(refused, "invalid_request", 400)
+        assert "redirect_uri" in str(body["error_description"])
+        assert "location" not in refused.headers
+        query = world.authorization_code(
+            browser, client_id, redirect_uri="http://127.0.0.1:51234/cb", **pkce
+        )
+        assert "code" in query
+
     def test_unknown_client_and_missing_parameters_are_json(self, world: World) -> None:
         browser = world.browser()
         expect_error(

@@ -178,25 +178,27 @@ def check_redirect_uri_list(uris: list[str], client_type: str) -> list[RedirectU
     return checks
 
 
-def _without_port(uri: str) -> str | None:
-    """`uri` with its port removed, for a loopback http URI; None otherwise."""
-    parts = urlsplit(uri)
-    if parts.scheme != "http" or "@" in parts.netloc or parts.port is None:
-        return None  # (.port also raises ValueError for a malformed port)
-    host = _authority_host(parts)
-    if host not in LOOPBACK_HOSTS:
-        return None
-    return parts._replace(netloc=host).geturl()
+# A port as RFC 3986 §3.2.3 writes it, 1-65535 without leading zeros (0 is no port).
+LOOPBACK_PORT = re.compile(r"[1-9][0-9]{0,4}")
+
+
+def _port_varies_only(registered: str, presented: str) -> bool:
+    """`presented` is `registered` with `:port` after its loopback host, every other
+    character the same (RFC 8252 §7.3). The strings are compared as sent, never parsed
+    and rebuilt: a parser would forgive an upper-case scheme, an empty `?` or `#`, port 0
+    or a trailing tab, and the code would go somewhere the client never registered."""
+    for host in LOOPBACK_HOSTS:
+        origin = f"http://{host}"
+        path = registered.removeprefix(origin)
+        if path == registered or not path.startswith("/"):
+            continue  # not this loopback host, or registered with a port
+        if not (presented.startswith(origin + ":") and presented.endswith(path)):
+            return False
+        port = presented[len(origin) + 1 : len(presented) - len(path)]
+        return LOOPBACK_PORT.fullmatch(port) is not None and int(port) <= 65535
+    return False
 
 
 def redirect_uri_matches(registered: str, presented: str) -> bool:
     """Exact, byte-for-byte match; a loopback URI registered without a port takes any port."""
-    if presented == registered:
-        return True
-    try:
-        if urlsplit(registered).port is not None:
-            return False  # a registered port must match exactly
-        bare = _without_port(presented)
-    except ValueError:
-        return False
-    return bare is not None and bare == registered
+    return presented == registered or _port_varies_only(registered, presented)
