@@ -78,7 +78,10 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_headers)
+            if "\x00" in scope["path"] or b"%00" in scope["query_string"]:
+                await self._refuse_nul(scope, send_with_headers)
+            else:
+                await self.app(scope, receive, send_with_headers)
         except Exception:
             # Never a stack trace to the client: log it, answer 500 with the id to quote.
             access_log.exception("unhandled error")
@@ -102,6 +105,18 @@ class RequestContextMiddleware:
             )
             request_id_var.reset(token)
 
+    async def _refuse_nul(self, scope: Scope, send: Send) -> None:
+        """A NUL (`%00`) in the URL is the client's mistake on every route: no id, name or
+        parameter holds one, and PostgreSQL cannot even compare one. One rule for every
+        path and query string, before any route reads them (issue #11)."""
+        description = "the URL contains a NUL character (%00)"
+        if str(scope.get("path", "")).startswith((self.issuer_path, "/api/")):
+            body = json.dumps(_error_body(self.issuer, "invalid_request", description)).encode()
+            await _send_response(send, 400, b"application/json", body)
+        else:
+            page = f"<!doctype html><title>Bad request</title><h1>Bad request</h1><p>{description}"
+            await _send_response(send, 400, b"text/html; charset=utf-8", page.encode())
+
 
 async def _send_server_error(send: Send, request_id: str) -> None:
     body = (
@@ -113,20 +128,28 @@ async def _send_server_error(send: Send, request_id: str) -> None:
 
 async def _send_json_server_error(send: Send, request_id: str, issuer: str) -> None:
     """PRODUCT.md §4's error shape for `server_error`, never a stack trace."""
-    rule = ERRORS["server_error"]
-    body = json.dumps(
-        {
-            "status": rule.status,
-            "status_reason": rule.reason,
-            "error": "server_error",
-            "error_description": f"an unexpected error; quote request id {request_id}",
-            "error_uri": error_uri(issuer, "server_error"),
-        }
-    ).encode()
+    description = f"an unexpected error; quote request id {request_id}"
+    body = json.dumps(_error_body(issuer, "server_error", description)).encode()
     await _send_500(send, b"application/json", body)
 
 
+def _error_body(issuer: str, error: str, description: str) -> dict[str, object]:
+    """PRODUCT.md §4's error shape, from the policy's table."""
+    rule = ERRORS[error]
+    return {
+        "status": rule.status,
+        "status_reason": rule.reason,
+        "error": error,
+        "error_description": description,
+        "error_uri": error_uri(issuer, error),
+    }
+
+
 async def _send_500(send: Send, content_type: bytes, body: bytes) -> None:
+    await _send_response(send, 500, content_type, body)
+
+
+async def _send_response(send: Send, status: int, content_type: bytes, body: bytes) -> None:
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 500, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

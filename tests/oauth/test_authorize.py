@@ -92,9 +92,7 @@ class TestRFC6749Authorize:
         """RFC 8252 §7.3 lets the port vary and nothing else; a mismatch is an error page,
         never a redirect (RFC 6749 §4.1.2.1). The registered URI with a port still works."""
         registered = "http://127.0.0.1/cb"
-        client_id, _s, _e, browser = fresh(
-            world, client_type="native", redirect_uris=(registered,)
-        )
+        client_id, _s, _e, browser = fresh(world, client_type="native", redirect_uris=(registered,))
         pkce = {"code_challenge": s256(VERIFIER), "code_challenge_method": "S256"}
         refused = browser.get(
             "/oauth2/authorize",

@@ -56,4 +56,6 @@ def test_the_challenge_is_ascii_whatever_the_description() -> None:
         "send it as Bearer ... quoted  cafe"
     )
     challenge = www_authenticate(OAuthError("insufficient_scope", "needs «iracing.profile»"))
-    assert challenge == 'Bearer error="insufficient_scope", error_description="needs iracing.profile"'
+    assert (
+        challenge == 'Bearer error="insufficient_scope", error_description="needs iracing.profile"'
+    )

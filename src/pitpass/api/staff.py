@@ -33,6 +33,7 @@ from pitpass.api.shared import (
 from pitpass.db.models import Member, RegistrationRequest
 from pitpass.http.caller import client_of
 from pitpass.http.context import deliver_later
+from pitpass.http.row_ids import row_id
 from pitpass.services import (
     client_details,
     members,
@@ -84,7 +85,9 @@ def staff_queue(
         return StaffRequestPage(items=_staff_summaries(db, rows), **page_info(info))
 
 
-@router.get("/staff/requests/{request_id}", response_model=StaffRequestOut, tags=["staff"])
+@router.get(
+    f"/staff/requests/{row_id('request_id')}", response_model=StaffRequestOut, tags=["staff"]
+)
 def staff_get_request(request: Request, request_id: int, staff: StaffReader) -> StaffRequestOut:
     with unit_of_work(request) as (context, db):
         item = db.get(RegistrationRequest, request_id)

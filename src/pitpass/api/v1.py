@@ -42,6 +42,7 @@ from pitpass.api.shared import (
 from pitpass.http.caller import client_of
 from pitpass.http.context import deliver_later
 from pitpass.http.csrf import csrf_token
+from pitpass.http.row_ids import row_id
 from pitpass.services import (
     client_secrets,
     request_queue,
@@ -100,13 +101,13 @@ def _one_contact(body: ClientMetadata) -> None:
         )
 
 
-@router.get("/requests/{request_id}", response_model=RequestOut, tags=["requests"])
+@router.get(f"/requests/{row_id('request_id')}", response_model=RequestOut, tags=["requests"])
 def get_request(request: Request, request_id: int, member: Reader) -> RequestOut:
     with unit_of_work(request) as (_context, db):
         return request_out(db, own_request(db, member, request_id))
 
 
-@router.put("/requests/{request_id}", response_model=RequestOut, tags=["requests"])
+@router.put(f"/requests/{row_id('request_id')}", response_model=RequestOut, tags=["requests"])
 def resubmit_request(
     request: Request,
     request_id: int,
@@ -126,7 +127,9 @@ def resubmit_request(
     return result
 
 
-@router.post("/requests/{request_id}/withdraw", response_model=RequestOut, tags=["requests"])
+@router.post(
+    f"/requests/{row_id('request_id')}/withdraw", response_model=RequestOut, tags=["requests"]
+)
 def withdraw_request(
     request: Request, request_id: int, member: Changer, background: BackgroundTasks
 ) -> RequestOut:

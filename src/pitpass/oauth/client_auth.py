@@ -10,7 +10,7 @@ from urllib.parse import unquote_plus
 
 from pitpass.core.policy import OAuthError
 from pitpass.db.models import utcnow
-from pitpass.oauth.requests import Caller
+from pitpass.oauth.requests import Caller, refuse_nul
 from pitpass.oauth.runtime import OAuthRuntime
 from pitpass.services.client_secrets import secret_hash
 from pitpass.storage.records import ClientRecord
@@ -21,13 +21,26 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
     if not header or header[:6].lower() != "basic ":
         return None
     try:
-        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+        # The header arrives as latin-1 text; anything but base64's ASCII is malformed,
+        # and so is a decoded text that is not UTF-8 (RFC 7617 §2.1).
+        decoded = base64.b64decode(header[6:].strip().encode("ascii"), validate=True)
+        text = decoded.decode("utf-8")
+    except (UnicodeError, binascii.Error):
         raise OAuthError("invalid_request", "malformed HTTP Basic credentials") from None
-    client_id, colon, secret = decoded.partition(":")
+    client_id, colon, secret = text.partition(":")
     if not colon:
         raise OAuthError("invalid_request", "malformed HTTP Basic credentials")
-    return unquote_plus(client_id), unquote_plus(secret)
+    # Percent-decoding may make bytes that are not UTF-8 (strict, not "replaced") or a NUL.
+    try:
+        credentials = (
+            unquote_plus(client_id, errors="strict"),
+            unquote_plus(secret, errors="strict"),
+        )
+    except UnicodeDecodeError:
+        raise OAuthError("invalid_request", "malformed HTTP Basic credentials") from None
+    refuse_nul("client_id", credentials[0])
+    refuse_nul("client_secret", credentials[1])
+    return credentials
 
 
 async def authenticate_client(

@@ -27,12 +27,21 @@ def caller_of(request: Request) -> Caller:
     return Caller(ip=ip_of(request), user_agent=user_agent_of(request))
 
 
+def refuse_nul(name: str, value: str) -> None:
+    """No protocol value holds a NUL (`%00`): no client_id, username or token can, and
+    PostgreSQL cannot store or compare one. It is the client's mistake, said as such."""
+    if "\x00" in value or "\x00" in name:
+        raise OAuthError("invalid_request", f"parameter {name!r} contains a NUL character")
+
+
 def single_values(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """The parameters, each once: a repeated one is invalid_request (RFC 6749 §3.1, §3.2)."""
+    """The parameters, each once: a repeated one is invalid_request (RFC 6749 §3.1, §3.2).
+    Every protocol parameter passes here, so here is where a NUL is refused."""
     params: dict[str, str] = {}
     for name, value in pairs:
         if name in params:
             raise OAuthError("invalid_request", f"parameter {name} is repeated")
+        refuse_nul(name, value)
         params[name] = value
     return params
 

@@ -27,7 +27,9 @@ def record(
     db.add(
         AuditEvent(
             actor_member_id=actor.id if actor else None,
-            actor=actor.email if actor else (actor_label or "system"),
+            # A label may be what a stranger typed (a failed sign-in's email): a NUL is
+            # kept visible but storable, as PostgreSQL refuses the character itself.
+            actor=actor.email if actor else (actor_label or "system").replace("\x00", "\ufffd"),
             action=action,
             target_type=target_type,
             target_id=None if target_id is None else str(target_id),

@@ -27,7 +27,8 @@ from pitpass.db.models import Member
 from pitpass.services import audit
 
 FIRST_CUSTOMER_ID = 100001
-EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+# No spaces or control characters (a NUL, above all: PostgreSQL cannot store one).
+EMAIL_PATTERN = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s.\x00-\x1f\x7f]+")
 MAX_EMAIL_LENGTH = 320
 MAX_NAME_LENGTH = 100
 
@@ -93,6 +94,8 @@ def verify_password(member: Member | None, email: str, password: str) -> bool:
 
 
 def find_by_email(db: Session, email: str) -> Member | None:
+    if "\x00" in email:
+        return None  # no account has one (EMAIL_PATTERN), and PostgreSQL cannot compare it
     return db.scalar(select(Member).where(Member.email == normalise_email(email)))
 
 

@@ -13,6 +13,7 @@ from pitpass.http.context import app_context
 from pitpass.http.cookies import REMEMBER_COOKIE, delete_cookie
 from pitpass.http.csrf import require_csrf
 from pitpass.http.render import render
+from pitpass.http.row_ids import row_id
 from pitpass.services import access_lists, audit, connected_apps, signin
 from pitpass.services import clients as clients_service
 from pitpass.services.errors import ServiceError
@@ -51,7 +52,7 @@ def account_page(request: Request, forgotten: str = "") -> Response:
     )
 
 
-@router.post("/account/access/{entry_id}/{answer}")
+@router.post(f"/account/access/{row_id('entry_id')}/{{answer}}")
 def answer_access_invitation(
     request: Request, entry_id: int, answer: str, csrf_token: Annotated[str, Form()] = ""
 ) -> Response:

@@ -17,6 +17,7 @@ from pitpass.http.caller import client_of
 from pitpass.http.context import app_context, deliver_later
 from pitpass.http.csrf import require_csrf
 from pitpass.http.render import render
+from pitpass.http.row_ids import row_id
 from pitpass.services import (
     access_lists,
     audit,
@@ -181,7 +182,7 @@ def _request_review_page(
     return render(request, "console_request.html", values | more, status_code=status_code)
 
 
-@router.get("/requests/{request_id}", response_class=HTMLResponse)
+@router.get(f"/requests/{row_id('request_id')}", response_class=HTMLResponse)
 def request_review(request: Request, request_id: int) -> Response:
     require_staff(request)
     return _request_review_page(request, request_id)
@@ -199,7 +200,7 @@ def _staff_change(
         yield context, db, staff
 
 
-@router.post("/requests/{request_id}/{decision}", response_class=HTMLResponse)
+@router.post(f"/requests/{row_id('request_id')}/{{decision}}", response_class=HTMLResponse)
 def request_decide(
     request: Request,
     request_id: int,

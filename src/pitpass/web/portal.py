@@ -17,6 +17,7 @@ from pitpass.http.caller import client_of
 from pitpass.http.context import app_context, deliver_later
 from pitpass.http.csrf import require_csrf
 from pitpass.http.render import render
+from pitpass.http.row_ids import row_id
 from pitpass.services import access_lists, client_details, client_secrets, request_queue, workflow
 from pitpass.services import clients as clients_service
 from pitpass.services.client_details import ClientDetails, Review
@@ -151,7 +152,7 @@ def _request_values(db: Session, found: RegistrationRequest) -> dict[str, Any]:
     }
 
 
-@router.get("/requests/{request_id}", response_class=HTMLResponse)
+@router.get(f"/requests/{row_id('request_id')}", response_class=HTMLResponse)
 def request_page(request: Request, request_id: int) -> Response:
     with _member_session(request) as (context, db, member):
         found = _own_request(db, member, request_id)
@@ -168,7 +169,7 @@ def request_page(request: Request, request_id: int) -> Response:
     )
 
 
-@router.post("/requests/{request_id}/edit", response_class=HTMLResponse)
+@router.post(f"/requests/{row_id('request_id')}/edit", response_class=HTMLResponse)
 def request_resubmit(
     request: Request,
     request_id: int,
@@ -192,7 +193,7 @@ def request_resubmit(
     return _redirect(f"/portal/requests/{request_id}")
 
 
-@router.post("/requests/{request_id}/withdraw")
+@router.post(f"/requests/{row_id('request_id')}/withdraw")
 def request_withdraw(
     request: Request, request_id: int, background: BackgroundTasks, csrf_token: FormText = ""
 ) -> Response:
