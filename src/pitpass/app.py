@@ -13,11 +13,13 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.routing import iter_route_contexts
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from pitpass import __version__
@@ -30,7 +32,7 @@ from pitpass.http.csrf import CsrfRejected
 from pitpass.http.members import SignInRequired, StaffOnly, signin_url
 from pitpass.http.render import render
 from pitpass.http.status import MALFORMED, status_text
-from pitpass.middleware import RequestContextMiddleware
+from pitpass.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from pitpass.oauth.access_tokens import TokenSigner
 from pitpass.oauth.authorize import authorize_router
 from pitpass.oauth.responses import method_not_allowed
@@ -97,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The protocol's plain Starlette routes go first: the token endpoint is the hot path.
     app.state.protocol_routes = protocol_routes(context.settings.issuer_path)
     app.router.routes[:0] = app.state.protocol_routes
+    app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(
         RequestContextMiddleware,
         hsts=context.settings.uses_https,
@@ -138,6 +141,18 @@ def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers at this path: a 405's `Allow` lists them all
+    (RFC 9110 §15.5.6), where the router names only the first route it tried."""
+    allowed: set[str] = set()
+    # FastAPI keeps included routers whole; iter_route_contexts yields their routes.
+    for route in iter_route_contexts(request.app.router.routes):
+        methods = route.methods
+        if methods and route.matches(request.scope)[0] is not Match.NONE:
+            allowed |= methods
+    return sorted(allowed)
+
+
 def _add_error_pages(app: FastAPI) -> None:
     @app.exception_handler(CsrfRejected)
     def csrf_rejected(request: Request, _error: CsrfRejected) -> Response:
@@ -174,19 +189,26 @@ def _add_error_pages(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     def http_error(request: Request, error: HTTPException) -> Response:
-        if error.status_code == 405 and request.url.path in protocol_paths:
-            allowed = (error.headers or {}).get("Allow", "").split(", ")
-            return method_not_allowed(settings.issuer, allowed)
+        if error.status_code == 405:
+            allowed = _allowed_methods(request)
+            if request.url.path in protocol_paths:
+                return method_not_allowed(settings.issuer, allowed)
+            error.headers = {**(error.headers or {}), "Allow": ", ".join(allowed)}
         named = status_text(error.status_code)
         if _is_api(request):
             body = ErrorBody(error=named.api_error, error_description=str(error.detail))
-            return JSONResponse(body.model_dump(), status_code=error.status_code)
-        return render(
+            # The error's headers go along: `Allow` on every 405 (RFC 9110 §15.5.6).
+            return JSONResponse(
+                body.model_dump(), status_code=error.status_code, headers=error.headers
+            )
+        page = render(
             request,
             "error.html",
             {"title": named.title, "detail": error.detail},
             status_code=error.status_code,
         )
+        page.headers.update(error.headers or {})
+        return page
 
     @app.exception_handler(RequestValidationError)
     def bad_request(request: Request, error: RequestValidationError) -> Response:

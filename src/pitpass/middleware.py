@@ -9,6 +9,7 @@ import time
 import uuid
 
 from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pitpass.core.policy import ERRORS, error_uri
@@ -32,6 +33,55 @@ PAGE_CSP = (
 DOCS_CSP = PAGE_CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'").replace(
     "style-src 'self'", "style-src 'self' 'unsafe-inline'"
 )
+
+
+# Pages' forms and the API's JSON are a few KiB; the protocol has its own 16 KiB
+# (oauth/requests.py), checked on the fast path where this middleware is not.
+MAX_BODY_BYTES = 64 * 1024
+
+
+class BodyTooLarge(HTTPException):
+    """413 (RFC 9110 §15.5.14), answered in the route's own shape by the app's handler."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is larger than {limit // 1024} KiB")
+
+
+class BodyLimitMiddleware:
+    """Bounds what a request body may hold in memory: whoever reads it (FastAPI's Form
+    and JSON parameters, `request.form()`) gets BodyTooLarge as soon as the declared
+    Content-Length or the bytes received pass the limit, before the rest is read. A
+    chunked body or a Content-Length lie makes no difference: bytes are counted."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _declared_length(scope)
+        received = 0
+
+        async def bounded_receive() -> Message:
+            nonlocal received
+            if declared > self.max_bytes:
+                raise BodyTooLarge(self.max_bytes)
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise BodyTooLarge(self.max_bytes)
+            return message
+
+        await self.app(scope, bounded_receive, send)
+
+
+def _declared_length(scope: Scope) -> int:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else 0  # the server has vetted its syntax
+    return 0
 
 
 class RequestContextMiddleware:

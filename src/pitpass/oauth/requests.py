@@ -57,6 +57,9 @@ def parse_form(body: bytes) -> dict[str, str]:
 async def read_form(request: Request) -> dict[str, str]:
     """The form body's parameters. Reading stops past MAX_BODY bytes; an empty body has
     no parameters, whatever its content type; any other body must be a form."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise OAuthError("invalid_request", "the request body is too large")  # unread
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
