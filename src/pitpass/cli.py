@@ -45,6 +45,7 @@ def serve(
     import uvicorn
 
     from pitpass.logs import configure_logging
+    from pitpass.serving import BoundedHttpToolsProtocol
 
     settings = common.settings()
     with common.context() as context:
@@ -70,6 +71,8 @@ def serve(
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         server_header=False,
+        # httptools with a header-size limit and a header deadline (serving.py).
+        http=BoundedHttpToolsProtocol,
     )
 
 

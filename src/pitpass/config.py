@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     signin_failures_per_account: str = "5/15 minutes"
     signin_failures_per_ip: str = "30/15 minutes"
     forwarded_allow_ips: str = "127.0.0.1"
+    # `pitpass serve`'s connections (serving.py): the request line and headers may take
+    # this many bytes (else 431), and must arrive within this many seconds (else closed).
+    max_header_bytes: int = Field(default=16 * 1024, ge=4 * 1024, le=1024 * 1024)
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
 
     # The protocol (PRODUCT.md §4).
     authorization_code_seconds: int = Field(default=60, ge=10, le=600)

@@ -1,0 +1,148 @@
+"""The HTTP/1.1 connection of `pitpass serve`: uvicorn's httptools protocol with two
+bounds it lacks (issue #11, defect 5; decisions.md "Header size and header deadline").
+
+- Header size: the request line and headers may take PITPASS_MAX_HEADER_BYTES; past
+  that the answer is 431 (RFC 6585 §5) and the connection is closed. httptools keeps
+  a header or URL of any size in memory until it ends; this counts bytes as they
+  arrive and stops feeding the parser at the limit.
+- Header deadline: a request's headers must be complete within
+  PITPASS_HEADER_TIMEOUT_SECONDS of the connection opening or of the previous
+  response (slowloris). Data arriving slowly does not extend it. Past it, a
+  connection that sent part of a request gets 408 (RFC 9110 §15.5.9), one that sent
+  nothing is closed.
+
+Bodies are bounded where they are read (oauth/requests.py, middleware.py); once the
+headers are in, the application owns the connection's time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from pitpass.config import load_settings
+
+
+@functools.cache
+def header_bounds() -> tuple[int, float]:
+    """(max header bytes, header deadline in seconds): read once per worker process,
+    from the same settings the application reads."""
+    settings = load_settings()
+    return settings.max_header_bytes, settings.header_timeout_seconds
+
+
+def _refusal(status: int, reason: str) -> bytes:
+    body = f"{status} {reason}\n".encode()
+    return (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    ).encode() + body
+
+
+HEADERS_TOO_LARGE = _refusal(431, "Request Header Fields Too Large")
+HEADERS_TOO_SLOW = _refusal(408, "Request Timeout")
+
+
+class HeadersTooLarge(Exception):
+    """Raised from a parser callback: httptools stops parsing and uvicorn answers the
+    parser error through send_400_response, which says 431 instead."""
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_header_bytes, self.header_timeout = header_bounds()
+        self.awaiting_headers = True
+        self.header_bytes = 0  # bytes received while this request's headers are unfinished
+        self.parsed_header_bytes = 0  # its request target and header lines parsed so far
+        self.headers_too_large = False
+        self.header_deadline: asyncio.TimerHandle | None = None
+
+    # ----- the deadline ---------------------------------------------------------------
+
+    def _arm_header_deadline(self) -> None:
+        self._cancel_header_deadline()
+        self.header_deadline = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+
+    def _cancel_header_deadline(self) -> None:
+        if self.header_deadline is not None:
+            self.header_deadline.cancel()
+            self.header_deadline = None
+
+    def _headers_too_slow(self) -> None:
+        self.header_deadline = None
+        if self.awaiting_headers and not self.transport.is_closing():
+            self._refuse(HEADERS_TOO_SLOW if self.header_bytes else b"")
+
+    def _refuse(self, response: bytes) -> None:
+        if response:
+            self.transport.write(response)
+        self.transport.close()
+
+    # ----- uvicorn's hooks --------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_deadline()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.awaiting_headers:
+            self.header_bytes += len(data)
+        super().data_received(data)
+        # Headers still unfinished after this read: the parser holds them all in memory.
+        # (A read that finished them, body and all, was judged by its parsed lines.)
+        if (
+            self.awaiting_headers
+            and self.header_bytes > self.max_header_bytes
+            and not self.transport.is_closing()
+        ):
+            self._refuse(HEADERS_TOO_LARGE)
+
+    def _count_header_bytes(self, size: int) -> None:
+        self.parsed_header_bytes += size
+        if self.parsed_header_bytes > self.max_header_bytes:
+            self.headers_too_large = True
+            raise HeadersTooLarge
+
+    def send_400_response(self, msg: str) -> None:
+        if self.headers_too_large:
+            self._refuse(HEADERS_TOO_LARGE)
+        else:
+            super().send_400_response(msg)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.parsed_header_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._count_header_bytes(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_header_bytes(len(name) + len(value) + 4)  # ": " and CRLF
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self.awaiting_headers = False
+        self.header_bytes = 0
+        self._cancel_header_deadline()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self.awaiting_headers = True  # the next request on this connection
+        self.header_bytes = 0
+        if self.cycle is not None and self.cycle.response_complete:
+            self._arm_header_deadline()  # answered before its body ended: idle from now
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.awaiting_headers and not self.transport.is_closing():
+            self._arm_header_deadline()
