@@ -9,7 +9,16 @@ from collections.abc import Iterator
 
 import pytest
 
+from pitpass.core import policy
+from pitpass.core.client_names import MAX_NAME_LENGTH as MAX_CLIENT_NAME_LENGTH
+from pitpass.core.redirect_uris import MAX_REDIRECT_URI_LENGTH, MAX_REDIRECT_URIS
 from pitpass.middleware import MAX_BODY_BYTES
+from pitpass.services.client_details import (
+    MAX_DESCRIPTION_LENGTH,
+    MAX_DEVELOPER_NAME_LENGTH,
+    MAX_DEVELOPER_URL_LENGTH,
+)
+from pitpass.services.members import MAX_EMAIL_LENGTH
 from tests.conftest import Site
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -102,3 +111,44 @@ class TestBodyLimit:
             headers={"content-type": "application/x-www-form-urlencoded"},
         )
         assert response.status_code == 403  # read whole, then refused for its missing CSRF
+
+
+def test_the_openapi_schema_declares_what_the_services_enforce(sqlite_site: Site) -> None:
+    """Enums and length limits in /openapi.json come from the services' own constants;
+    a request past them gets the service's message for the field (one rule, one place)."""
+    schema = sqlite_site.browser().get("/openapi.json").json()
+    metadata = schema["components"]["schemas"]["ClientMetadata"]["properties"]
+    assert metadata["client_type"]["enum"] == list(policy.CLIENT_TYPES)
+    assert metadata["grant_types"]["items"]["enum"] == list(policy.CLIENT_FLOWS)
+    assert metadata["client_name"]["maxLength"] == MAX_CLIENT_NAME_LENGTH
+    assert metadata["description"]["maxLength"] == MAX_DESCRIPTION_LENGTH
+    assert metadata["developer_name"]["maxLength"] == MAX_DEVELOPER_NAME_LENGTH
+    assert metadata["client_uri"]["maxLength"] == MAX_DEVELOPER_URL_LENGTH
+    assert metadata["contacts"]["items"]["maxLength"] == MAX_EMAIL_LENGTH
+    assert metadata["contacts"]["maxItems"] == 1
+    assert metadata["redirect_uris"]["maxItems"] == MAX_REDIRECT_URIS
+    assert metadata["redirect_uris"]["items"]["maxLength"] == MAX_REDIRECT_URI_LENGTH
+
+
+def test_a_request_past_a_declared_limit_gets_the_services_message(site: Site) -> None:
+    site.add_member("dev@example.com")
+    browser = site.browser()
+    site.sign_in(browser, "dev@example.com")
+    csrf = browser.get("/api/v1/me").json()["csrf_token"]
+    response = browser.post(
+        "/api/v1/requests",
+        json={
+            "client_name": "Long League",
+            "client_type": "desktop",
+            "grant_types": ["implicit"],
+            "description": "d" * (MAX_DESCRIPTION_LENGTH + 1),
+        },
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert response.status_code == 400, response.text
+    fields = {item["field"]: item["message"] for item in response.json()["fields"]}
+    assert fields["client_type"].startswith("choose the client type")
+    assert fields["grant_types"].startswith("unknown flow 'implicit'")
+    assert (
+        fields["description"] == f"keep the description under {MAX_DESCRIPTION_LENGTH} characters"
+    )

@@ -15,9 +15,18 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from pitpass.core import policy
+from pitpass.core.client_names import MAX_NAME_LENGTH as MAX_CLIENT_NAME_LENGTH
+from pitpass.core.redirect_uris import MAX_REDIRECT_URI_LENGTH, MAX_REDIRECT_URIS
 from pitpass.db.models import Client, RegistrationRequest
-from pitpass.services.client_details import ClientDetails, name_field
+from pitpass.services.client_details import (
+    MAX_DESCRIPTION_LENGTH,
+    MAX_DEVELOPER_NAME_LENGTH,
+    MAX_DEVELOPER_URL_LENGTH,
+    ClientDetails,
+    name_field,
+)
 from pitpass.services.client_secrets import SecretStatus
+from pitpass.services.members import MAX_EMAIL_LENGTH
 
 # Our field names → the API's (RFC 7591) names, for error reports.
 API_FIELD_NAMES = {
@@ -35,34 +44,68 @@ def api_field(internal: str) -> str:
     return name_field(internal, API_FIELD_NAMES, lambda name, index: f"{name}[{index}]")
 
 
+def enforced(**schema: Any) -> dict[str, Any]:
+    """What the services enforce, declared in the OpenAPI document from their own
+    constants. Pydantic does not check it a second time: a request past it gets the
+    service's message for that field (services/client_details.py), one rule in one place."""
+    return schema
+
+
 class ClientMetadata(BaseModel):
     """What a developer asks for (PRODUCT.md §3)."""
 
-    client_name: str = Field("", examples=["My League Manager"])
+    client_name: str = Field(
+        "",
+        examples=["My League Manager"],
+        json_schema_extra=enforced(maxLength=MAX_CLIENT_NAME_LENGTH),
+    )
     client_type: str = Field(
         "",
         examples=[policy.CONFIDENTIAL_CLIENT_TYPE],
         description=", ".join(policy.CLIENT_TYPES[:-1]) + f" or {policy.CLIENT_TYPES[-1]}",
+        json_schema_extra=enforced(enum=list(policy.CLIENT_TYPES)),
     )
     grant_types: list[str] = Field(
         default_factory=list,
         examples=[["authorization_code"]],
         description="authorization_code and/or password_limited (server-side only)",
+        json_schema_extra=enforced(
+            items={"type": "string", "enum": list(policy.CLIENT_FLOWS)},
+            maxItems=len(policy.CLIENT_FLOWS),
+            uniqueItems=True,
+        ),
     )
-    description: str = Field("", examples=["league manager website"])
-    developer_name: str = Field("", examples=["My Racing League Inc."])
+    description: str = Field(
+        "",
+        examples=["league manager website"],
+        json_schema_extra=enforced(maxLength=MAX_DESCRIPTION_LENGTH),
+    )
+    developer_name: str = Field(
+        "",
+        examples=["My Racing League Inc."],
+        json_schema_extra=enforced(maxLength=MAX_DEVELOPER_NAME_LENGTH),
+    )
     client_uri: str = Field(
         "",
         examples=["https://www.myleague.com"],
         description="the developer's URL, shown to members",
+        json_schema_extra=enforced(maxLength=MAX_DEVELOPER_URL_LENGTH),
     )
     contacts: list[str] = Field(
         default_factory=list,
         examples=[["developer@example.com"]],
         description="one email: the developer's",
+        json_schema_extra=enforced(
+            items={"type": "string", "maxLength": MAX_EMAIL_LENGTH}, minItems=1, maxItems=1
+        ),
     )
     redirect_uris: list[str] = Field(
-        default_factory=list, examples=[["https://www.myleague.com/oauth/callback"]]
+        default_factory=list,
+        examples=[["https://www.myleague.com/oauth/callback"]],
+        json_schema_extra=enforced(
+            items={"type": "string", "maxLength": MAX_REDIRECT_URI_LENGTH},
+            maxItems=MAX_REDIRECT_URIS,
+        ),
     )
     audiences: list[str] = Field(default_factory=list, examples=[["data-server"]])
 

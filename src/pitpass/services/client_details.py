@@ -22,6 +22,7 @@ from pitpass.services.members import email_problem
 
 MAX_DESCRIPTION_LENGTH = 200
 MAX_DEVELOPER_NAME_LENGTH = 100
+MAX_DEVELOPER_URL_LENGTH = 2000
 
 
 @dataclass
@@ -124,8 +125,8 @@ def _check_developer_url(url: str) -> str | None:
         return "the developer URL must be an https URL such as https://www.myleague.com"
     if "@" in parts.netloc or parts.fragment:
         return "the developer URL must not contain user information or a fragment"
-    if len(url) > 2000:
-        return "the developer URL may be at most 2000 characters"
+    if len(url) > MAX_DEVELOPER_URL_LENGTH:
+        return f"the developer URL may be at most {MAX_DEVELOPER_URL_LENGTH} characters"
     return None
 
 
