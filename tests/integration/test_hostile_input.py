@@ -43,6 +43,17 @@ class TestProtocolParameters:
             described = expect_protocol_error(response, "invalid_request")
             assert "NUL" in str(described["error_description"])
 
+    def test_percent_escapes_that_are_not_utf8_are_invalid_request(self, sqlite_site: Site) -> None:
+        """Refused rather than read as U+FFFD: no value is silently altered."""
+        for endpoint in ("token", "introspect", "revoke"):
+            response = sqlite_site.browser().post(
+                f"/oauth2/{endpoint}",
+                content="grant_type=refresh_token&token=x&client_id=%FF%FE",
+                headers=FORM,
+            )
+            described = expect_protocol_error(response, "invalid_request")
+            assert "UTF-8" in str(described["error_description"])
+
     def test_a_nul_in_a_password_limited_username(self, site: Site) -> None:
         site.add_member("staff@example.com", staff=True)
         client_id, secret, _pk = new_client(site, "Headless", ["password_limited"])

@@ -5,7 +5,7 @@ RFC 8252 §7.3), §4.1.1 and §4.1.2.1 (errors after the client is known go back
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
@@ -106,6 +106,26 @@ class TestRFC6749Authorize:
             browser, client_id, redirect_uri="http://127.0.0.1:51234/cb", **pkce
         )
         assert "code" in query
+
+    @pytest.mark.parametrize("state", ["%FF", "a%C3", "%ED%A0%80", "ok%80ok"])
+    def test_a_state_that_is_not_utf8_is_refused_not_altered(
+        self, world: World, state: str
+    ) -> None:
+        """`state` must come back exactly as sent (RFC 6749 §4.1.2), and bytes that are not
+        UTF-8 cannot be: invalid_request, before anything is redirected."""
+        client_id, _s, _e, browser = fresh(world)
+        response = browser.get(
+            f"/oauth2/authorize?client_id={client_id}&redirect_uri={quote(CALLBACK)}"
+            f"&response_type=code&state={state}"
+        )
+        body = expect_error(response, "invalid_request", 400)
+        assert "UTF-8" in str(body["error_description"])
+        assert "location" not in response.headers
+
+    def test_a_utf8_state_comes_back_exactly(self, world: World) -> None:
+        client_id, _s, _e, browser = fresh(world)
+        state = "é✓ a+b&c=d %25"
+        assert world.authorization_code(browser, client_id, state=state)["state"] == [state]
 
     def test_unknown_client_and_missing_parameters_are_json(self, world: World) -> None:
         browser = world.browser()

@@ -32,7 +32,7 @@ from pitpass.http.context import app_context
 from pitpass.http.csrf import require_csrf
 from pitpass.http.members import browser_session, signin_url
 from pitpass.http.render import render
-from pitpass.oauth.requests import single_values
+from pitpass.oauth.requests import query_values, single_values
 from pitpass.oauth.responses import json_error, redirect_error, with_query
 from pitpass.oauth.runtime import OAuthRuntime
 from pitpass.services import audit
@@ -280,15 +280,16 @@ def authorize_router(issuer_path: str) -> APIRouter:
 
     async def _answer(
         runtime: OAuthRuntime,
-        params: list[tuple[str, str]],
+        params: Callable[[], dict[str, str]],
         answer: Callable[[AuthorizationRequest], Response],
     ) -> Response:
         """Check the request on the loop (the client comes from the async token store),
         then answer it in a worker thread: the ORM's queries must not hold up the loop,
         which also serves the token endpoint."""
         try:
-            # A repeated parameter is answered before the client is known: never redirected.
-            auth = await check_request(runtime, single_values(params))
+            # A repeated, NUL-bearing or non-UTF-8 parameter is answered before the client
+            # is known: never redirected (oauth/requests.py).
+            auth = await check_request(runtime, params())
             return await anyio.to_thread.run_sync(answer, auth)
         except OAuthError as error:
             return json_error(runtime.issuer, error)
@@ -304,7 +305,7 @@ def authorize_router(issuer_path: str) -> APIRouter:
         runtime: OAuthRuntime = request.app.state.oauth
         return await _answer(
             runtime,
-            request.query_params.multi_items(),
+            functools.partial(query_values, request.scope["query_string"]),
             functools.partial(_answer_request, runtime, request),
         )
 
@@ -319,7 +320,7 @@ def authorize_router(issuer_path: str) -> APIRouter:
         oauth_pairs = [(k, v) for k, v in pairs if k not in ("csrf_token", "decision")]
         return await _answer(
             runtime,
-            oauth_pairs,
+            functools.partial(single_values, oauth_pairs),
             functools.partial(_answer_consent, runtime, request, decision=decision),
         )
 

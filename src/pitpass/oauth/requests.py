@@ -46,12 +46,29 @@ def single_values(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     return params
 
 
+NOT_UTF8 = "parameters must be UTF-8, percent-encoded"
+
+
 def parse_form(body: bytes) -> dict[str, str]:
+    # Percent-escapes that are not UTF-8 (`state=%FF`) are refused, not replaced by U+FFFD:
+    # a value must come back to the client as it sent it, or not at all.
     try:
         text = body.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, errors="strict")
     except UnicodeDecodeError:
-        raise OAuthError("invalid_request", "the form body is not UTF-8") from None
-    return single_values(parse_qsl(text, keep_blank_values=True))
+        raise OAuthError("invalid_request", NOT_UTF8) from None
+    return single_values(pairs)
+
+
+def query_values(query_string: bytes) -> dict[str, str]:
+    """A protocol request's query parameters (`/authorize`), by the rules of a form body;
+    a query is ASCII (RFC 3986 §3.4), everything else percent-encoded."""
+    try:
+        text = query_string.decode("ascii")
+        pairs = parse_qsl(text, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        raise OAuthError("invalid_request", NOT_UTF8) from None
+    return single_values(pairs)
 
 
 async def read_form(request: Request) -> dict[str, str]:
