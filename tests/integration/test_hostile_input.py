@@ -189,6 +189,7 @@ class TestUrls:
                 ("PUT", f"/api/v1/requests/{row}"),
                 ("POST", f"/api/v1/requests/{row}/withdraw"),
                 ("GET", f"/api/v1/staff/requests/{row}"),
+                ("POST", f"/api/v1/staff/requests/{row}/approve"),
                 ("GET", f"/portal/requests/{row}"),
                 ("POST", f"/portal/requests/{row}/withdraw"),
                 ("GET", f"/console/requests/{row}"),
@@ -197,6 +198,22 @@ class TestUrls:
             ]:
                 response = _send(browser, method, path, csrf)
                 assert response.status_code == 404, (method, path, response.text)
+
+    def test_customer_ids_past_bigint_name_nobody(self, site: Site) -> None:
+        site.add_member("staff@example.com", staff=True)
+        client_id, _secret, _pk = new_client(site, "Headless", ["password_limited"])
+        browser = site.browser()
+        site.sign_in(browser, "staff@example.com")
+        csrf = {"X-CSRF-Token": browser.get("/api/v1/me").json()["csrf_token"]}
+        huge = str(2**64)
+        added = browser.post(
+            f"/api/v1/staff/clients/{client_id}/access-list", json={"member": huge}, headers=csrf
+        )
+        assert 400 <= added.status_code < 500, added.text
+        removed = browser.delete(
+            f"/api/v1/staff/clients/{client_id}/access-list/{huge}", headers=csrf
+        )
+        assert 400 <= removed.status_code < 500, removed.text
 
     def test_the_largest_id_is_an_ordinary_missing_row(self, site: Site) -> None:
         site.add_member("ana@example.com")

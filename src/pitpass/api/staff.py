@@ -97,7 +97,9 @@ def staff_get_request(request: Request, request_id: int, staff: StaffReader) -> 
 
 
 @router.post(
-    "/staff/requests/{request_id}/{decision}", response_model=StaffRequestOut, tags=["staff"]
+    f"/staff/requests/{row_id('request_id')}/{{decision}}",
+    response_model=StaffRequestOut,
+    tags=["staff"],
 )
 def staff_decide(
     request: Request,

@@ -15,7 +15,7 @@ from pitpass.db.models import AccessListEntry, Client, Member, utcnow
 from pitpass.services import audit
 from pitpass.services.context import AppContext
 from pitpass.services.errors import ServiceError
-from pitpass.services.members import find_by_email
+from pitpass.services.members import MAX_CUSTOMER_ID, find_by_email
 
 MAX_ACCESS_LIST = 3
 
@@ -46,6 +46,8 @@ def find_member(db: Session, reference: str) -> Member | None:
     """By email, or by customer id when the reference is a number."""
     reference = reference.strip()
     if reference.isdigit():
+        if not reference.isascii() or int(reference) > MAX_CUSTOMER_ID:
+            return None  # no customer id is that (nor can PostgreSQL compare it)
         return db.scalar(select(Member).where(Member.customer_id == int(reference)))
     return find_by_email(db, reference)
 

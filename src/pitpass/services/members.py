@@ -31,6 +31,7 @@ FIRST_CUSTOMER_ID = 100001
 EMAIL_PATTERN = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s.\x00-\x1f\x7f]+")
 MAX_EMAIL_LENGTH = 320
 MAX_NAME_LENGTH = 100
+MAX_CUSTOMER_ID = 2**63 - 1  # members.customer_id is a PostgreSQL bigint
 
 _hasher = PasswordHasher()  # argon2id with the library's RFC 9106 defaults
 # One verification per CPU at a time: more only share the cores and each holds
@@ -132,8 +133,12 @@ def validate_new_member(db: Session, new: NewMember) -> list[MemberError]:
     if message := password_problem(new.password, email, name):
         problems.append(MemberError("password", message))
     if new.customer_id is not None:
-        if new.customer_id <= 0:
-            problems.append(MemberError("customer_id", "A customer id is a positive number."))
+        if not 0 < new.customer_id <= MAX_CUSTOMER_ID:
+            problems.append(
+                MemberError(
+                    "customer_id", f"A customer id is a number from 1 to {MAX_CUSTOMER_ID}."
+                )
+            )
         elif db.scalar(select(Member.id).where(Member.customer_id == new.customer_id)):
             problems.append(
                 MemberError("customer_id", f"Customer id {new.customer_id} is already taken.")
