@@ -30,6 +30,9 @@ app.add_typer(clients_app, name="clients")
 app.add_typer(access_app, name="access-list")
 
 BOOTSTRAP_STAFF_EMAIL = "staff@pitpass.test"
+# On SIGTERM, requests already started may finish for this long; then they are cancelled.
+# It matches nginx's proxy_read_timeout in deploy/: past it no client is waiting any more.
+GRACEFUL_SHUTDOWN_SECONDS = 30
 
 
 # ----- serve and schema --------------------------------------------------------
@@ -40,6 +43,12 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port")] = 8000,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes")] = 1,
+    timeout_graceful_shutdown: Annotated[
+        int,
+        typer.Option(
+            min=1, max=3600, help="Seconds in-flight requests may take to finish after SIGTERM"
+        ),
+    ] = GRACEFUL_SHUTDOWN_SECONDS,
 ) -> None:
     """Run the service."""
     import uvicorn
@@ -70,6 +79,7 @@ def serve(
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         server_header=False,
+        timeout_graceful_shutdown=timeout_graceful_shutdown,
     )
 
 
