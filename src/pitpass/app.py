@@ -72,6 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(_check_ready_to_serve, context)
+        # The signing keys are in memory before the first request (issue #11, defect 9).
+        await anyio.to_thread.run_sync(app.state.oauth.signer.reload)
         retry = asyncio.create_task(_retry_mail_forever(context))
         try:
             yield

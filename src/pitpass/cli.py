@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import sys
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -13,7 +14,7 @@ from pitpass import cli_common as common
 from pitpass.cli_common import JsonOption, fail, print_json, print_table
 from pitpass.cli_staff import access_app, clients_app, requests_app
 from pitpass.db import migrate
-from pitpass.db.models import Member
+from pitpass.db.models import Member, utcnow
 from pitpass.services import keys as keys_service
 from pitpass.services import members as members_service
 from pitpass.services.members import MemberError, NewMember
@@ -184,11 +185,17 @@ def members_list(
 # ----- keys --------------------------------------------------------------------------
 
 
+def _key_status(record: Any, now: datetime) -> str:
+    if record.retired_at is not None and record.retired_at <= now:
+        return "retired"
+    return "next" if record.created_at > now else "active"  # next: published, signs later
+
+
 def _key_summary(record: Any) -> dict[str, Any]:
     return {
         "kid": record.kid,
         "algorithm": record.algorithm,
-        "status": "retired" if record.retired_at else "active",
+        "status": _key_status(record, utcnow()),
         "created_at": record.created_at.isoformat(),
         "retired_at": record.retired_at.isoformat() if record.retired_at else None,
     }
