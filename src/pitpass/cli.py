@@ -17,15 +17,18 @@ from pitpass.db import migrate
 from pitpass.db.models import Member, utcnow
 from pitpass.services import keys as keys_service
 from pitpass.services import members as members_service
+from pitpass.services import secret_keys
 from pitpass.services.members import MemberError, NewMember
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Pitpass authorization service")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema")
 members_app = typer.Typer(no_args_is_help=True, help="Member accounts")
 keys_app = typer.Typer(no_args_is_help=True, help="Token signing keys")
+secret_key_app = typer.Typer(no_args_is_help=True, help="PITPASS_SECRET_KEY rotation")
 app.add_typer(db_app, name="db")
 app.add_typer(members_app, name="members")
 app.add_typer(keys_app, name="keys")
+app.add_typer(secret_key_app, name="secret-key")
 app.add_typer(requests_app, name="requests")
 app.add_typer(clients_app, name="clients")
 app.add_typer(access_app, name="access-list")
@@ -224,6 +227,25 @@ def keys_rotate(
         print_json(summary)
     else:
         typer.echo(f"new signing key {summary['kid']}; retired: {', '.join(retired) or 'none'}")
+
+
+# ----- secret key --------------------------------------------------------------------
+
+
+@secret_key_app.command("rewrap")
+def secret_key_rewrap(as_json: JsonOption = False) -> None:
+    """Re-seal everything at rest under PITPASS_SECRET_KEY (reading with the previous keys);
+    afterwards PITPASS_SECRET_KEY_PREVIOUS is no longer needed. Safe to run again."""
+    with common.context() as context:
+        try:
+            with context.session() as db:
+                report = secret_keys.rewrap(db, context.keyring)
+        except secret_keys.UnreadableSealed as error:
+            raise fail(str(error)) from None
+    if as_json:
+        print_json({"resealed": report.resealed, "already_current": report.already_current})
+    else:
+        typer.echo(report.summary())
 
 
 def main() -> None:
