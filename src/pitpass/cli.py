@@ -82,6 +82,7 @@ def db_upgrade() -> None:
     """Apply every pending migration."""
     with common.context() as context:
         migrate.upgrade(context.engine)
+        context.keyring.prepare()  # stores the token-hash key before anything needs it
     typer.echo("database schema is up to date")
 
 
@@ -90,6 +91,7 @@ def setup() -> None:
     """Upgrade the schema; on an empty database create a staff account and print its password."""
     with common.context() as context:
         migrate.upgrade(context.engine)
+        context.keyring.prepare()
         with context.session() as db:
             keys_service.ensure_active_key(db, context.keyring)
             if db.scalar(select(func.count()).select_from(Member)):
