@@ -73,12 +73,15 @@ class TokenSigner:
         self._refresher: threading.Thread | None = None
 
     def _load(self) -> SigningState:
-        now = self.wall_clock()
-        try:
-            with self.ctx.session() as db:
-                keys.rotate_if_due(db, self.ctx.keyring, self.settings.signing_key_days, now)
-        except SQLAlchemyError:  # e.g. SQLite busy: the next refresh tries again
-            log.exception("scheduled signing-key rotation failed")
+        now, days = self.wall_clock(), self.settings.signing_key_days
+        with self.ctx.session() as db:
+            due = keys.rotation_due(keys.all_keys(db), now, days)
+        if due:  # a write only when due, not every refresh
+            try:
+                with self.ctx.session() as db:
+                    keys.rotate_if_due(db, self.ctx.keyring, days, now)
+            except SQLAlchemyError:  # e.g. SQLite busy: the next refresh tries again
+                log.exception("scheduled signing-key rotation failed")
         with self.ctx.session() as db:
             keys.ensure_active_key(db, self.ctx.keyring)
             every = keys.all_keys(db)
@@ -113,6 +116,8 @@ class TokenSigner:
     def refresh_if_stale(self) -> None:
         """Start a background reload unless one ran in the last KEY_REFRESH_SECONDS or
         is running (single flight)."""
+        if self.clock() - self._last_refresh < KEY_REFRESH_SECONDS:
+            return  # the common case, decided without the lock
         with self._lock:
             if self._refresher is not None and self._refresher.is_alive():
                 return

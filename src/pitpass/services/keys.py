@@ -85,6 +85,12 @@ def ensure_active_key(db: Session, keyring: Keyring) -> SigningKey:
     return active_key(db) or _new_key(db, keyring, "generated on first start", utcnow())
 
 
+def rotation_due(keys: list[SigningKey], now: datetime, days: int) -> bool:
+    """PITPASS_SIGNING_KEY_DAYS: the newest key (signing, or scheduled to) is that old."""
+    newest = max(keys, key=lambda k: k.created_at, default=None)
+    return newest is not None and newest.created_at <= now - timedelta(days=days)
+
+
 def rotate_if_due(
     db: Session, keyring: Keyring, days: int, now: datetime | None = None
 ) -> SigningKey | None:
