@@ -78,12 +78,12 @@ def serve(
         host=host,
         port=port,
         workers=workers,
+        timeout_graceful_shutdown=timeout_graceful_shutdown,
         access_log=False,
         log_config=None,
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         server_header=False,
-        timeout_graceful_shutdown=timeout_graceful_shutdown,
     )
 
 
