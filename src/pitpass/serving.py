@@ -52,30 +52,33 @@ class HeadersTooLarge(Exception):
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """The token endpoint is the hot path: per request this adds a few attribute writes
+    and comparisons, no timer (one per connection re-arms itself) and no per-header call."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.max_header_bytes, self.header_timeout = header_bounds()
         self.awaiting_headers = True
+        # Loop time the wait for the next request's headers began; None while a request
+        # is being answered (its time is the application's).
+        self.waiting_since: float | None = None
         self.header_bytes = 0  # bytes received while this request's headers are unfinished
-        self.parsed_header_bytes = 0  # its request target and header lines parsed so far
         self.headers_too_large = False
         self.header_deadline: asyncio.TimerHandle | None = None
 
-    # ----- the deadline ---------------------------------------------------------------
+    # ----- the deadline: one timer per connection -----------------------------------------
 
-    def _arm_header_deadline(self) -> None:
-        self._cancel_header_deadline()
-        self.header_deadline = self.loop.call_later(self.header_timeout, self._headers_too_slow)
-
-    def _cancel_header_deadline(self) -> None:
-        if self.header_deadline is not None:
-            self.header_deadline.cancel()
-            self.header_deadline = None
-
-    def _headers_too_slow(self) -> None:
+    def _check_header_deadline(self) -> None:
         self.header_deadline = None
-        if self.awaiting_headers and not self.transport.is_closing():
-            self._refuse(HEADERS_TOO_SLOW if self.header_bytes else b"")
+        if self.transport.is_closing():
+            return
+        left = self.header_timeout
+        if self.waiting_since is not None:
+            left -= self.loop.time() - self.waiting_since
+            if left <= 0:
+                self._refuse(HEADERS_TOO_SLOW if self.header_bytes else b"")
+                return
+        self.header_deadline = self.loop.call_later(left, self._check_header_deadline)
 
     def _refuse(self, response: bytes) -> None:
         if response:
@@ -86,10 +89,15 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm_header_deadline()
+        self.waiting_since = self.loop.time()
+        self.header_deadline = self.loop.call_later(
+            self.header_timeout, self._check_header_deadline
+        )
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_header_deadline()
+        if self.header_deadline is not None:
+            self.header_deadline.cancel()
+            self.header_deadline = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -97,7 +105,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.header_bytes += len(data)
         super().data_received(data)
         # Headers still unfinished after this read: the parser holds them all in memory.
-        # (A read that finished them, body and all, was judged by its parsed lines.)
         if (
             self.awaiting_headers
             and self.header_bytes > self.max_header_bytes
@@ -105,44 +112,34 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         ):
             self._refuse(HEADERS_TOO_LARGE)
 
-    def _count_header_bytes(self, size: int) -> None:
-        self.parsed_header_bytes += size
-        if self.parsed_header_bytes > self.max_header_bytes:
-            self.headers_too_large = True
-            raise HeadersTooLarge
-
     def send_400_response(self, msg: str) -> None:
         if self.headers_too_large:
             self._refuse(HEADERS_TOO_LARGE)
         else:
             super().send_400_response(msg)
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self.parsed_header_bytes = 0
-
-    def on_url(self, url: bytes) -> None:
-        self._count_header_bytes(len(url))
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count_header_bytes(len(name) + len(value) + 4)  # ": " and CRLF
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
+        # Headers that ended within one large read (body and all) are measured as parsed;
+        # only when the read was large enough for them to be too large.
+        if self.header_bytes > self.max_header_bytes:
+            parsed = len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers)
+            if parsed > self.max_header_bytes:
+                self.headers_too_large = True
+                raise HeadersTooLarge
         self.awaiting_headers = False
-        self.header_bytes = 0
-        self._cancel_header_deadline()
+        self.waiting_since = None
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self.awaiting_headers = True  # the next request on this connection
+        # The next request's headers may follow at once (pipelining). If this one was
+        # answered before its body ended, the connection is idle from now.
+        self.awaiting_headers = True
         self.header_bytes = 0
         if self.cycle is not None and self.cycle.response_complete:
-            self._arm_header_deadline()  # answered before its body ended: idle from now
+            self.waiting_since = self.loop.time()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if self.awaiting_headers and not self.transport.is_closing():
-            self._arm_header_deadline()
+        if self.awaiting_headers:
+            self.waiting_since = self.loop.time()

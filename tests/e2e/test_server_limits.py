@@ -7,6 +7,7 @@ server's peak memory where it was."""
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -110,6 +111,22 @@ class TestHeaders:
                     closed = True
                     break
             assert closed
+
+    def test_a_body_slower_than_the_header_deadline_is_still_answered(
+        self, server: LiveServer
+    ) -> None:
+        """The deadline is for headers: once they are in, the request is the app's."""
+        body = b"grant_type=nothing"
+        with _connect(server) as sock:
+            sock.sendall(
+                b"POST /oauth2/token HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                b"Content-Type: application/x-www-form-urlencoded\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(body)
+            )
+            for byte in range(len(body)):  # spread over about 2.5 header deadlines
+                time.sleep(HEADER_TIMEOUT * 2.5 / len(body))
+                sock.sendall(body[byte : byte + 1])
+            assert _status_of(_answer(sock)) == 400  # unsupported_grant_type, not closed
 
     def test_a_kept_alive_connection_is_served_then_closed_when_idle(
         self, server: LiveServer
