@@ -53,7 +53,8 @@ class HeadersTooLarge(Exception):
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     """The token endpoint is the hot path: per request this adds a few attribute writes
-    and comparisons, no timer (one per connection re-arms itself) and no per-header call."""
+    and comparisons, no timer (one per connection re-arms itself) and no per-header call;
+    the hooks call the base class directly (cheaper than super() on every request)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -103,7 +104,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self.awaiting_headers:
             self.header_bytes += len(data)
-        super().data_received(data)
+        HttpToolsProtocol.data_received(self, data)
         # Headers still unfinished after this read: the parser holds them all in memory.
         if (
             self.awaiting_headers
@@ -128,10 +129,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 raise HeadersTooLarge
         self.awaiting_headers = False
         self.waiting_since = None
-        super().on_headers_complete()
+        HttpToolsProtocol.on_headers_complete(self)
 
     def on_message_complete(self) -> None:
-        super().on_message_complete()
+        HttpToolsProtocol.on_message_complete(self)
         # The next request's headers may follow at once (pipelining). If this one was
         # answered before its body ended, the connection is idle from now.
         self.awaiting_headers = True
@@ -140,6 +141,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.waiting_since = self.loop.time()
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
+        HttpToolsProtocol.on_response_complete(self)
         if self.awaiting_headers:
             self.waiting_since = self.loop.time()

@@ -41,7 +41,8 @@ def single_values(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     for name, value in pairs:
         if name in params:
             raise OAuthError("invalid_request", f"parameter {name} is repeated")
-        refuse_nul(name, value)
+        if "\x00" in value or "\x00" in name:  # refuse_nul's test, inline: the hot path
+            refuse_nul(name, value)
         params[name] = value
     return params
 
@@ -74,9 +75,6 @@ def query_values(query_string: bytes) -> dict[str, str]:
 async def read_form(request: Request) -> dict[str, str]:
     """The form body's parameters. Reading stops past MAX_BODY bytes; an empty body has
     no parameters, whatever its content type; any other body must be a form."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
-        raise OAuthError("invalid_request", "the request body is too large")  # unread
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
