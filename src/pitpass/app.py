@@ -38,6 +38,7 @@ from pitpass.oauth.routes import protocol_routes
 from pitpass.oauth.runtime import OAuthRuntime
 from pitpass.services import keys
 from pitpass.services.context import AppContext
+from pitpass.services.outages import UNAVAILABLE_ERRORS, description, unavailable_kind
 from pitpass.storage import token_store
 from pitpass.web import account, console, portal, signin
 from pitpass.web.book import book_router
@@ -93,7 +94,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "pages first; send `X-CSRF-Token` (from `GET /api/v1/me`) on every change.",
     )
     app.state.context = context
-    app.state.oauth = OAuthRuntime(context, token_store(context.engine), TokenSigner(context))
+    app.state.oauth = OAuthRuntime(
+        context,
+        token_store(context.engine, context.settings.storage_timeout_seconds),
+        TokenSigner(context),
+    )
     # The protocol's plain Starlette routes go first: the token endpoint is the hot path.
     app.state.protocol_routes = protocol_routes(context.settings.issuer_path)
     app.router.routes[:0] = app.state.protocol_routes
@@ -124,18 +129,38 @@ def _add_health_routes(app: FastAPI, context: AppContext) -> None:
 
     @app.get("/readyz", include_in_schema=False)
     def readyz() -> JSONResponse:
-        """The database answers."""
+        """The database and Redis (when configured) answer; else 503 naming which does not."""
+        checks = {"database": "ok", "redis": "ok"}
         try:
             with context.engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
         except SQLAlchemyError as error:
             log.warning("readiness check failed", extra={"error": type(error).__name__})
-            return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
-        return JSONResponse({"status": "ok", "database": "ok"})
+            checks["database"] = "unreachable"
+        if not context.throttles.reachable():
+            checks["redis"] = "unreachable"
+        ready = all(state == "ok" for state in checks.values())
+        return JSONResponse(
+            {"status": "ok" if ready else "unavailable"} | checks, 200 if ready else 503
+        )
 
 
 def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
+
+
+def _temporarily_unavailable(request: Request, detail: str) -> Response:
+    """503: the API's error body, or the error page (PRODUCT.md §4)."""
+    named = status_text(503)
+    headers = {"Retry-After": "1"}
+    if _is_api(request):
+        body = ErrorBody(error=named.api_error, error_description=detail)
+        return JSONResponse(body.model_dump(), status_code=503, headers=headers)
+    # The page's header must not ask the database who is signed in: it may be what is down.
+    request.state.member = getattr(request.state, "member", None)
+    page = render(request, "error.html", {"title": named.title, "detail": detail}, status_code=503)
+    page.headers.update(headers)
+    return page
 
 
 def _add_error_pages(app: FastAPI) -> None:
@@ -168,6 +193,16 @@ def _add_error_pages(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     def api_error(_request: Request, error: ApiError) -> Response:
         return error.response()
+
+    def unavailable(request: Request, error: Exception) -> Response:
+        """The database or Redis is down (services/outages.py): 503, never a 500."""
+        log.warning(
+            "%s unavailable", unavailable_kind(error), extra={"error": type(error).__name__}
+        )
+        return _temporarily_unavailable(request, description(error))
+
+    for error_type in UNAVAILABLE_ERRORS:
+        app.add_exception_handler(error_type, unavailable)
 
     settings: Settings = app.state.context.settings
     protocol_paths = {route.path for route in app.state.protocol_routes}

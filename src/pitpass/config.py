@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     redis_url: str | None = None
     redis_key_prefix: str = "pitpass"  # lets several deployments share one Redis
+    # Every storage call's deadline: past it the request is answered 503 (docs/decisions.md
+    # "Deadlines on storage").
+    storage_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
 
     smtp_host: str | None = None
     smtp_port: int = Field(default=587, ge=1, le=65535)

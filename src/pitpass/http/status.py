@@ -18,6 +18,7 @@ class StatusText:
 STATUS_TEXT: dict[int, StatusText] = {
     404: StatusText("Page not found", "not_found"),
     405: StatusText("Method not allowed", "method_not_allowed"),
+    503: StatusText("Temporarily unavailable", "temporarily_unavailable"),
 }
 OTHER = StatusText("Request refused", "error")
 MALFORMED = StatusText("Bad request", "invalid_request")

@@ -27,7 +27,7 @@ class AppContext:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppContext:
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, settings.storage_timeout_seconds)
         keyring = Keyring(settings.secret_key_bytes())
         return cls(
             settings=settings,

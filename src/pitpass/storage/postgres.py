@@ -22,7 +22,6 @@ from pitpass.storage.sql import Row
 from pitpass.storage.store import TokenStore
 
 POSTGRES_CONNECTIONS = 16  # one per concurrent request at the benchmark's load
-CONNECT_TIMEOUT_SECONDS = 5.0  # then temporarily_unavailable, instead of a hung request
 
 # The code is spent, and the session and its first refresh token exist, together or not
 # at all (a replay that finds the code spent finds the session).
@@ -81,8 +80,9 @@ def positional(statement: str) -> tuple[str, tuple[str, ...]]:
 
 
 class PostgresTokenStore(TokenStore):
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, timeout_seconds: float) -> None:
         super().__init__(engine.dialect)
+        self.timeout_seconds = timeout_seconds
         self.dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._lender: ConnectionLender | None = None
         self._lender_loop: asyncio.AbstractEventLoop | None = None
@@ -95,8 +95,9 @@ class PostgresTokenStore(TokenStore):
             self._lender = ConnectionLender(
                 self.dsn,
                 size=POSTGRES_CONNECTIONS,
-                connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                connect_timeout=self.timeout_seconds,
                 server_settings={"application_name": "pitpass-protocol"},
+                deadline_seconds=self.timeout_seconds,
             )
             self._lender_loop = loop
         return self._lender
