@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     authorization_code_seconds: int = Field(default=60, ge=10, le=600)
     password_limited_rate: str = "10/hour"  # noqa: S105 - per client and username
     client_auth_failures_per_client: str = "20/minute"
+    # A spent refresh token whose successor was never used counts as the client's retry
+    # this long after the rotation (core/policy.is_retry_of_unanswered_rotation); 0: never.
+    refresh_retry_seconds: int = Field(default=60, ge=0, le=600)
 
     # The developer program (PRODUCT.md §3).
     request_due_days: int = Field(default=10, ge=1, le=90)

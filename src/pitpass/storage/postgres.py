@@ -54,9 +54,11 @@ ISSUE_AND_TOUCH = (
     "SELECT count(*) FROM issued"
 )
 # One statement: the spend, the new token and the activity happen together or not at all.
-ROTATE_REFRESH_TOKEN = f"WITH spent AS ({sql.MARK_REFRESH_SPENT}), " + ISSUE_AND_TOUCH.format(
+ROTATE = "WITH spent AS ({spend}), " + ISSUE_AND_TOUCH.format(
     issue=ISSUE_REFRESH_FROM.format(column="session_id", source="spent")
 )
+ROTATE_REFRESH_TOKEN = ROTATE.format(spend=sql.MARK_REFRESH_SPENT)
+RETIRE_AND_ROTATE = ROTATE.format(spend=sql.MARK_REFRESH_RETIRED)
 # Inside the grace period the old token is already spent: issue while the session stands.
 REISSUE_REFRESH_TOKEN = "WITH " + ISSUE_AND_TOUCH.format(
     issue=ISSUE_REFRESH_FROM.format(
@@ -154,11 +156,17 @@ class PostgresTokenStore(TokenStore):
             await self._fetchrow(db, OPEN_SESSION_WITH_REFRESH, params)
 
     async def rotate_refresh_token(
-        self, db: Any, spent_hash: str | None, fresh: NewRefreshToken, activity: SessionActivity
+        self,
+        db: Any,
+        spent_hash: str | None,
+        fresh: NewRefreshToken,
+        activity: SessionActivity,
+        retire: bool = False,
     ) -> bool:
         params = sql.refresh_params(fresh, self.write_time)
         params |= sql.activity_params(activity, self.write_time)
         if spent_hash is None:
             return await self._count(db, REISSUE_REFRESH_TOKEN, params) == 1
         params["spent_hash"] = spent_hash
-        return await self._count(db, ROTATE_REFRESH_TOKEN, params) == 1
+        statement = RETIRE_AND_ROTATE if retire else ROTATE_REFRESH_TOKEN
+        return await self._count(db, statement, params) == 1

@@ -131,12 +131,13 @@ class SqliteTokenStore(TokenStore):
         spent_hash: str | None,
         fresh: NewRefreshToken,
         activity: SessionActivity,
+        retire: bool = False,
     ) -> bool:
         with self._atomic(db):
             if spent_hash is not None:
                 spent = await self._fetchrow(
                     db,
-                    sql.MARK_REFRESH_SPENT,
+                    sql.MARK_REFRESH_RETIRED if retire else sql.MARK_REFRESH_SPENT,
                     {"now": self.write_time(activity.now), "spent_hash": spent_hash},
                 )
             else:  # inside the grace period: already spent, issue while the session stands
