@@ -15,7 +15,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
@@ -39,7 +38,7 @@ from pitpass.oauth.runtime import OAuthRuntime
 from pitpass.services import keys
 from pitpass.services.context import AppContext
 from pitpass.services.outages import UNAVAILABLE_ERRORS, description, unavailable_kind
-from pitpass.storage import token_store
+from pitpass.storage import STORAGE_UNAVAILABLE_ERRORS, token_store
 from pitpass.web import account, console, portal, signin
 from pitpass.web.book import book_router
 
@@ -128,16 +127,16 @@ def _add_health_routes(app: FastAPI, context: AppContext) -> None:
         return {"status": "ok"}
 
     @app.get("/readyz", include_in_schema=False)
-    def readyz() -> JSONResponse:
-        """The database and Redis (when configured) answer; else 503 naming which does not."""
+    async def readyz() -> JSONResponse:
+        """The database and Redis (when configured) answer, each within its deadline
+        (the store's, Redis's socket timeout); else 503 naming which does not."""
         checks = {"database": "ok", "redis": "ok"}
         try:
-            with context.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-        except SQLAlchemyError as error:
+            await app.state.oauth.store.ping()
+        except STORAGE_UNAVAILABLE_ERRORS as error:
             log.warning("readiness check failed", extra={"error": type(error).__name__})
             checks["database"] = "unreachable"
-        if not context.throttles.reachable():
+        if not await anyio.to_thread.run_sync(context.throttles.reachable):
             checks["redis"] = "unreachable"
         ready = all(state == "ok" for state in checks.values())
         return JSONResponse(

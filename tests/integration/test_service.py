@@ -66,15 +66,24 @@ def test_cookies_are_secure_behind_https(site_factory: Any, sqlite_backend: Any)
 def test_health_and_readiness(sqlite_site: Site) -> None:
     browser = sqlite_site.browser()
     assert browser.get("/healthz").json() == {"status": "ok"}
-    assert browser.get("/readyz").json() == {"status": "ok", "database": "ok"}
+    assert browser.get("/readyz").json() == {"status": "ok", "database": "ok", "redis": "ok"}
 
 
 def test_readiness_reports_an_unreachable_database(site_factory: Any, sqlite_backend: Any) -> None:
     site = site_factory(sqlite_backend)
-    site.context.engine = make_engine(f"postgresql://nobody@127.0.0.1:{free_port()}/gone")
+    gone = make_engine(f"postgresql://nobody@127.0.0.1:{free_port()}/gone")
+    site.app.state.oauth.store = token_store(gone)
     response = site.browser().get("/readyz")
     assert response.status_code == 503
-    assert response.json()["database"] == "unreachable"
+    assert response.json() == {"status": "unavailable", "database": "unreachable", "redis": "ok"}
+
+
+def test_readiness_reports_an_unreachable_redis(site_factory: Any, sqlite_backend: Any) -> None:
+    """Issue #11: /readyz said ready while Redis was down."""
+    site = site_factory(sqlite_backend, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    response = site.browser().get("/readyz")
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable", "database": "ok", "redis": "unreachable"}
 
 
 def test_unknown_page_is_a_404_page(sqlite_site: Site) -> None:

@@ -46,3 +46,8 @@ STORAGE_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
 
 class TokenStore(ClientCache, CodeStore, SessionStore, RefreshTokenStore):
     """Every contract of the protocol's storage; each engine implements the writes."""
+
+    async def ping(self) -> None:
+        """One round trip within the storage deadline; raises as any statement would."""
+        async with self.connection() as db:
+            await self._fetchrow(db, "SELECT 1 AS one", {})
