@@ -1,4 +1,4 @@
-"""Issue #11, defects 2–4: a real `pitpass serve` on a PostgreSQL cluster and a Redis of
+"""Issue #11, defects 2 to 4: a real `pitpass serve` on a PostgreSQL cluster and a Redis of
 the test's own, which are stopped, frozen and started again under it.
 
 During an outage: 503 `temporarily_unavailable` in the error shape (protocol, API) or

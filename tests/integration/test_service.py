@@ -21,6 +21,7 @@ from pitpass.db.models import Base, SigningKey
 from pitpass.logs import configure_logging
 from pitpass.services import keys, members
 from pitpass.services.crypto import Keyring, SealError
+from pitpass.storage import token_store
 from tests.conftest import Site
 from tests.support import free_port
 
