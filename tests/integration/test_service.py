@@ -87,6 +87,23 @@ def test_readiness_reports_an_unreachable_redis(site_factory: Any, sqlite_backen
     assert response.json() == {"status": "unavailable", "database": "ok", "redis": "unreachable"}
 
 
+def test_with_redis_down_sign_in_is_a_503_page_and_client_auth_failures_still_fail(
+    site_factory: Any, sqlite_backend: Any
+) -> None:
+    """Issue #11: with Redis down, sign-in answered 500. Its throttles fail closed (a 503
+    page); client-authentication failure counting fails open (the failure stays a failure)."""
+    site = site_factory(sqlite_backend, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    site.add_member("ana@example.com")
+    refused = site.start_sign_in(site.browser(), "ana@example.com")
+    assert refused.status_code == 503
+    assert "Temporarily unavailable" in refused.text
+    token = site.browser().post(
+        "/oauth2/token",
+        data={"grant_type": "refresh_token", "refresh_token": "x", "client_id": "nobody"},
+    )
+    assert token.json()["error"] == "invalid_client"
+
+
 def test_unknown_page_is_a_404_page(sqlite_site: Site) -> None:
     response = sqlite_site.browser().get("/no/such/page")
     assert response.status_code == 404
