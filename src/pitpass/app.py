@@ -26,6 +26,7 @@ from pitpass.api.schemas import ErrorBody, FieldError
 from pitpass.config import Settings, load_settings
 from pitpass.db.migrate import is_up_to_date
 from pitpass.http.csrf import CsrfRejected
+from pitpass.http.deadline import RequestDeadline
 from pitpass.http.members import SignInRequired, StaffOnly, signin_url
 from pitpass.http.render import render
 from pitpass.http.status import MALFORMED, status_text
@@ -101,6 +102,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The protocol's plain Starlette routes go first: the token endpoint is the hot path.
     app.state.protocol_routes = protocol_routes(context.settings.issuer_path)
     app.router.routes[:0] = app.state.protocol_routes
+    # Pages and the API: answered by twice the storage deadline (a page makes a few calls).
+    app.add_middleware(
+        RequestDeadline,
+        seconds=2 * context.settings.storage_timeout_seconds,
+        answer=lambda request: _temporarily_unavailable(request, "storage past its deadline"),
+    )
     app.add_middleware(
         RequestContextMiddleware,
         hsts=context.settings.uses_https,

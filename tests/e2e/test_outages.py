@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -186,30 +186,42 @@ def test_redis_stopped_fails_password_checks_closed_and_recovers_without_restart
 
 
 def test_frozen_postgres_every_request_is_answered_by_its_deadline(outages: Outages) -> None:
-    """SIGSTOP the whole server: each protocol request is answered (503) by the storage
-    deadline instead of hanging; after SIGCONT, a rotation the server committed for a
-    client that had given up is retried by it once, and the chain lives."""
+    """SIGSTOP the whole server: each request is answered (503) by its deadline instead of
+    hanging (the protocol's: the storage deadline; a page's or the API's: twice that);
+    after SIGCONT, a rotation the server committed for a client that had given up is
+    retried by it once, and the chain lives."""
     world = outages.world
     chains = [new_chain(world) for _ in range(4)]
     presented = [chain.refresh_token for chain in chains]
-
-    def timed(send: object) -> tuple[float, int]:
-        started = time.monotonic()
-        status = send()  # type: ignore[operator]
-        return time.monotonic() - started, status
-
-    requests = [
-        lambda chain=chain: chain.refresh(world, timeout=20).status_code for chain in chains
+    browser, authorize = signed_in(world)
+    protocol = STORAGE_TIMEOUT_SECONDS + DEADLINE_SLACK_SECONDS
+    page = 2 * STORAGE_TIMEOUT_SECONDS + DEADLINE_SLACK_SECONDS
+    requests: list[tuple[float, Callable[[], int]]] = [
+        (protocol, lambda chain=chain: chain.refresh(world, timeout=20).status_code)  # type: ignore[misc]
+        for chain in chains
     ]
-    requests.append(lambda: readiness(world)[0])
-    requests.append(lambda: world.token(**chains[0].form).status_code)
+    requests += [
+        (protocol, lambda: readiness(world)[0]),
+        (protocol, lambda: world.token(**chains[0].form).status_code),
+        (page, lambda: browser.get("/account", timeout=20).status_code),
+        (page, lambda: browser.get("/api/v1/me", timeout=20).status_code),
+        (page, lambda: browser.get(authorize, timeout=20).status_code),
+    ]
+
+    def timed(request: tuple[float, Callable[[], int]]) -> tuple[float, float, int]:
+        deadline, send = request
+        started = time.monotonic()
+        status = send()
+        return deadline, time.monotonic() - started, status
+
     with outages.postgres.frozen(), ThreadPoolExecutor(len(requests)) as pool:
         answered = list(pool.map(timed, requests))
-    for seconds, status in answered:
+    for deadline, seconds, status in answered:
         assert status == 503, answered
-        assert seconds < STORAGE_TIMEOUT_SECONDS + DEADLINE_SLACK_SECONDS, answered
+        assert seconds < deadline, answered
     # Thawed: every client retries the refresh token it never got an answer for, once.
     for chain, token in zip(chains, presented, strict=True):
         assert chain.refresh_token == token
         assert chain.refresh(world).status_code == 200
         assert chain.refresh(world).status_code == 200  # and the chain goes on
+    assert browser.get("/account").status_code == 200
