@@ -15,6 +15,7 @@ from pitpass.http.cookies import (
     CHALLENGE_COOKIE,
     REMEMBER_COOKIE,
     SESSION_COOKIE,
+    VERIFIED_COOKIE,
     delete_cookie,
     set_cookie,
 )
@@ -22,7 +23,7 @@ from pitpass.http.csrf import require_csrf
 from pitpass.http.members import current_member
 from pitpass.http.render import render
 from pitpass.services import members as members_service
-from pitpass.services import signin
+from pitpass.services import fresh_verification, signin
 from pitpass.services.context import AppContext
 from pitpass.services.members import NewMember
 
@@ -188,6 +189,13 @@ def code_submit(
             remember_value = remembered[0] if remembered else None
             response = _signed_in_response(request, context, session_token, challenge.next_path)
             delete_cookie(request, response, CHALLENGE_COOKIE)
+            set_cookie(
+                request,
+                response,
+                VERIFIED_COOKIE,
+                fresh_verification.code_proof(context, db, session_token),
+                context.settings.web_session_hours * 3600,
+            )
             if remember_value:
                 set_cookie(
                     request,
@@ -216,6 +224,7 @@ def signout(request: Request, csrf_token: FormText = "") -> Response:
         )
     response = _redirect("/signin?signed_out=1")
     delete_cookie(request, response, SESSION_COOKIE)
+    delete_cookie(request, response, VERIFIED_COOKIE)
     return response
 
 
