@@ -105,6 +105,12 @@ class Settings(BaseSettings):
     web_session_hours: int = Field(default=12, ge=1, le=24 * 30)
     signin_failures_per_account: str = "5/15 minutes"
     signin_failures_per_ip: str = "30/15 minutes"
+    # Issue #11: limits that an outsider cannot turn into a lock-out (docs/decisions.md).
+    signin_failures_per_account_ip: str = "5/15 minutes"
+    signin_code_failures_per_member: str = "10/hour"
+    signin_codes_per_member: str = "5/15 minutes"
+    signup_notices_per_email: str = "3/hour"
+    access_list_adds_per_developer: str = "10/hour"
     forwarded_allow_ips: str = "127.0.0.1"
 
     # The protocol (PRODUCT.md §4).
@@ -167,6 +173,11 @@ class Settings(BaseSettings):
     @field_validator(
         "signin_failures_per_account",
         "signin_failures_per_ip",
+        "signin_failures_per_account_ip",
+        "signin_code_failures_per_member",
+        "signin_codes_per_member",
+        "signup_notices_per_email",
+        "access_list_adds_per_developer",
         "password_limited_rate",
         "client_auth_failures_per_client",
     )

@@ -235,9 +235,7 @@ class TestPromptVerifyNeedsTheEmailedCode:
         other_mark = parse_qs(urlsplit(_next_of(other)).query)["pitpass_verified_after"][0]
         world.sign_in(browser, email, next_path=_next_of(other), verify=True)
         world.authorization_code(browser, client_id)
-        response = browser.get(
-            "/oauth2/authorize", params=self.verify_query(client_id, other_mark)
-        )
+        response = browser.get("/oauth2/authorize", params=self.verify_query(client_id, other_mark))
         self.assert_sent_to_the_code(response)
 
     def test_forged_mark_in_the_consent_form_gets_no_code(self, world: World) -> None:
@@ -252,7 +250,8 @@ class TestPromptVerifyNeedsTheEmailedCode:
         for mark in (None, "0"):
             approved = browser.post(
                 "/oauth2/authorize",
-                data=self.verify_query(client_id, mark) | {"decision": "approve", "csrf_token": csrf},
+                data=self.verify_query(client_id, mark)
+                | {"decision": "approve", "csrf_token": csrf},
             )
             self.assert_sent_to_the_code(approved)
 

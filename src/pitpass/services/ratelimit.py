@@ -57,6 +57,11 @@ class Throttles:
     signin_ip: Throttle
     password_limited: Throttle  # every password_limited attempt, per client and username
     client_auth: Throttle  # failed client authentication at /token, per client and IP
+    signin_account_ip: Throttle  # failed sign-ins, per account and address
+    signin_code_failures: Throttle  # wrong emailed codes, per member across challenges
+    signin_codes: Throttle  # emailed codes (challenges started), per member
+    signup_notices: Throttle  # "you already have an account" mails, per address
+    access_list_adds: Throttle  # a developer's access-list additions, per developer
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Throttles:
@@ -73,5 +78,18 @@ class Throttles:
             ),
             client_auth=Throttle(
                 "client-auth", parse(settings.client_auth_failures_per_client), limiter
+            ),
+            signin_account_ip=Throttle(
+                "signin-account-ip", parse(settings.signin_failures_per_account_ip), limiter
+            ),
+            signin_code_failures=Throttle(
+                "signin-code-failures", parse(settings.signin_code_failures_per_member), limiter
+            ),
+            signin_codes=Throttle("signin-codes", parse(settings.signin_codes_per_member), limiter),
+            signup_notices=Throttle(
+                "signup-notices", parse(settings.signup_notices_per_email), limiter
+            ),
+            access_list_adds=Throttle(
+                "access-list-adds", parse(settings.access_list_adds_per_developer), limiter
             ),
         )
