@@ -100,7 +100,9 @@ class World:
         page = browser.get("/signin/code")
         csrf = CSRF_FIELD.search(page.text)
         assert csrf
-        fields = {"csrf_token": csrf.group(1), "code": code} | ({"remember": "1"} if remember else {})
+        fields = {"csrf_token": csrf.group(1), "code": code} | (
+            {"remember": "1"} if remember else {}
+        )
         done = browser.post("/signin/code", data=fields)
         assert done.status_code == 303, done.text
         return done

@@ -55,7 +55,8 @@ BODY_FIELDS = frozenset(MemberReference.model_fields) | frozenset(StaffMessage.m
 
 
 def from_service_error(error: ServiceError) -> ApiError:
-    """A conflict → 409; throttled → 429 with Retry-After; a field error → 400 with the RFC 7591 §3.2.2 code that fits."""
+    """A conflict → 409; throttled → 429 with Retry-After; a field error → 400 with
+    the RFC 7591 §3.2.2 code that fits."""
     if error.kind is ErrorKind.CONFLICT:
         return ApiError(409, "conflict", " ".join(error.errors.values()))
     if error.kind is ErrorKind.THROTTLED:

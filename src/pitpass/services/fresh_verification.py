@@ -42,9 +42,7 @@ def _signed_at(serializer: URLSafeTimedSerializer, value: str, max_age: int) -> 
 def code_proof(ctx: AppContext, db: Session, session_token: str) -> str:
     """The cookie value for a web session just opened by an accepted emailed code."""
     session_id = db.scalar(
-        select(WebSession.id).where(
-            WebSession.token_hash == ctx.keyring.token_hash(session_token)
-        )
+        select(WebSession.id).where(WebSession.token_hash == ctx.keyring.token_hash(session_token))
     )
     return _serializer(ctx, "prompt-verify-proof").dumps(session_id)
 
@@ -65,4 +63,5 @@ def proves_fresh_code(
         )
     except BadSignature:  # also expired marks and proofs (SignatureExpired)
         return False
-    return marked_client == client_id and proved_session == web_session_id and proved_at >= marked_at
+    same_request = marked_client == client_id and proved_session == web_session_id
+    return same_request and proved_at >= marked_at

@@ -22,8 +22,8 @@ from pitpass.http.cookies import (
 from pitpass.http.csrf import require_csrf
 from pitpass.http.members import current_member
 from pitpass.http.render import render
+from pitpass.services import fresh_verification, signin, signin_limits
 from pitpass.services import members as members_service
-from pitpass.services import fresh_verification, signin
 from pitpass.services.context import AppContext
 from pitpass.services.members import NewMember
 
@@ -107,24 +107,28 @@ def signin_submit(
     with context.session() as db:
         try:
             member = signin.check_credentials(context, db, email, password, client)
-        except signin.SignInRefused as refused:
+            if force_code:
+                signin.forget_browser(context, db, remember_cookie)
+                memory, remembered_id = signin.BrowserMemory.NOT_REMEMBERED, None
+            elif signin_limits.remembered_browsers_suspended(context, member.email):
+                memory, remembered_id = signin.BrowserMemory.NOT_REMEMBERED, None
+            else:
+                memory, remembered_id = signin.recognise_browser(
+                    context, db, remember_cookie, member
+                )
+            if memory is signin.BrowserMemory.REMEMBERED:
+                session_token = signin.open_web_session(context, db, member, client, remembered_id)
+                return _signed_in_response(request, context, session_token, next_path)
+            challenge_token, mail_id = signin.start_challenge(
+                context,
+                db,
+                member,
+                next_path,
+                client,
+                remembered_browser_rejected=memory is signin.BrowserMemory.INVALID,
+            )
+        except signin_limits.SignInRefused as refused:
             return _signin_refused(request, refused, next_path, force_code, email)
-        if force_code:
-            signin.forget_browser(context, db, remember_cookie)
-            memory, remembered_id = signin.BrowserMemory.NOT_REMEMBERED, None
-        else:
-            memory, remembered_id = signin.recognise_browser(context, db, remember_cookie, member)
-        if memory is signin.BrowserMemory.REMEMBERED:
-            session_token = signin.open_web_session(context, db, member, client, remembered_id)
-            return _signed_in_response(request, context, session_token, next_path)
-        challenge_token, mail_id = signin.start_challenge(
-            context,
-            db,
-            member,
-            next_path,
-            client,
-            remembered_browser_rejected=memory is signin.BrowserMemory.INVALID,
-        )
     response = _code_step_response(request, background, context, challenge_token, mail_id)
     if memory is signin.BrowserMemory.INVALID or force_code:
         delete_cookie(request, response, REMEMBER_COOKIE)
@@ -132,7 +136,7 @@ def signin_submit(
 
 
 def _signin_refused(
-    request: Request, refused: signin.SignInRefused, next_path: str, verify: bool, email: str
+    request: Request, refused: signin_limits.SignInRefused, next_path: str, verify: bool, email: str
 ) -> Response:
     response = render(
         request,
@@ -211,7 +215,10 @@ def code_submit(
         signin.CodeOutcome.WRONG,
         signin.CodeOutcome.MALFORMED,
     )
-    return render(request, "code.html", values, status_code=400)
+    page = render(request, "code.html", values, status_code=429 if check.retry_after else 400)
+    if check.retry_after:
+        page.headers["Retry-After"] = str(check.retry_after)
+    return page
 
 
 @router.post("/signout")
