@@ -111,14 +111,17 @@ class NewMember:
     group_ids: Sequence[int] = ()
 
 
-def validate_new_member(db: Session, new: NewMember) -> list[MemberError]:
-    """Every problem at once, each tied to its field."""
+def validate_new_member(
+    db: Session, new: NewMember, *, email_taken_is_a_problem: bool = True
+) -> list[MemberError]:
+    """Every problem at once, each tied to its field. Self sign-up passes
+    `email_taken_is_a_problem=False`: it must not say which emails have accounts."""
     problems: list[MemberError] = []
     email = normalise_email(new.email)
     name = new.display_name.strip()
     if message := email_problem(email):
         problems.append(MemberError("email", message))
-    elif find_by_email(db, email) is not None:
+    elif email_taken_is_a_problem and find_by_email(db, email) is not None:
         problems.append(
             MemberError("email", "An account with this email already exists. Sign in instead.")
         )

@@ -102,6 +102,29 @@ def start_challenge(
     return token, mail.id
 
 
+def _decoy_hash(ctx: AppContext, challenge_token: str) -> str:
+    # No typed code hashes to this (codes hash with another prefix): it never matches.
+    return ctx.keyring.token_hash(f"signup-decoy:{challenge_token}")
+
+
+def start_decoy_challenge(ctx: AppContext, db: Session, member: Member, client: Client) -> str:
+    """A code step no code opens, for a sign-up with an email that has an account: the
+    browser sees what a new account sees (issue #11, defect 10). Its wrong guesses do not
+    count against the member, so it cannot be used to spend their code tries."""
+    token = new_token()
+    db.add(
+        SignInChallenge(
+            token_hash=ctx.keyring.token_hash(token),
+            member_id=member.id,
+            code_hash=_decoy_hash(ctx, token),
+            next_path="/account",
+            expires_at=utcnow() + timedelta(minutes=ctx.settings.signin_code_minutes),
+            ip=client.ip,
+        )
+    )
+    return token
+
+
 def pending_challenge(ctx: AppContext, db: Session, token: str | None) -> SignInChallenge | None:
     if not token:
         return None
@@ -166,14 +189,16 @@ def check_code(ctx: AppContext, db: Session, token: str | None, typed: str) -> C
         return CodeCheck(CodeOutcome.EXPIRED, challenge)
     if challenge.failed_attempts >= max_attempts:
         return CodeCheck(CodeOutcome.LOCKED, challenge)
+    decoy = constant_time_equals(_decoy_hash(ctx, token), challenge.code_hash)
     # Each challenge allows a few tries; this caps them across challenges (issue #11).
-    if (wait := limits.code_guess_wait(ctx, challenge.member_id)) is not None:
+    if not decoy and (wait := limits.code_guess_wait(ctx, challenge.member_id)) is not None:
         return CodeCheck(CodeOutcome.THROTTLED, challenge, retry_after=wait)
     code = normalise_code(typed)
     if code is None:
         return CodeCheck(CodeOutcome.MALFORMED, challenge, max_attempts - challenge.failed_attempts)
-    if not constant_time_equals(_code_hash(ctx, token, code), challenge.code_hash):
-        limits.count_wrong_code(ctx, challenge.member_id)
+    if decoy or not constant_time_equals(_code_hash(ctx, token, code), challenge.code_hash):
+        if not decoy:
+            limits.count_wrong_code(ctx, challenge.member_id)
         db.execute(
             update(SignInChallenge)
             .where(SignInChallenge.id == challenge.id)

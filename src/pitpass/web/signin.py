@@ -22,7 +22,7 @@ from pitpass.http.cookies import (
 from pitpass.http.csrf import require_csrf
 from pitpass.http.members import current_member
 from pitpass.http.render import render
-from pitpass.services import fresh_verification, signin, signin_limits
+from pitpass.services import fresh_verification, signin, signin_limits, signup
 from pitpass.services import members as members_service
 from pitpass.services.context import AppContext
 from pitpass.services.members import NewMember
@@ -56,9 +56,9 @@ def _code_step_response(
     background: BackgroundTasks,
     context: AppContext,
     challenge_token: str,
-    mail_id: int,
+    mail_ids: list[int],
 ) -> RedirectResponse:
-    deliver_later(background, context, [mail_id])
+    deliver_later(background, context, mail_ids)
     response = _redirect("/signin/code")
     set_cookie(
         request,
@@ -129,7 +129,7 @@ def signin_submit(
             )
         except signin_limits.SignInRefused as refused:
             return _signin_refused(request, refused, next_path, force_code, email)
-    response = _code_step_response(request, background, context, challenge_token, mail_id)
+    response = _code_step_response(request, background, context, challenge_token, [mail_id])
     if memory is signin.BrowserMemory.INVALID or force_code:
         delete_cookie(request, response, REMEMBER_COOKIE)
     return response
@@ -260,19 +260,24 @@ def signup_submit(
     new = NewMember(email=email, display_name=display_name, password=password)
     try:
         with context.session() as db:
-            problems = members_service.validate_new_member(db, new)
+            # Never "this email has an account": services/signup.py answers both alike.
+            problems = members_service.validate_new_member(db, new, email_taken_is_a_problem=False)
             errors = {problem.field: problem.message for problem in problems}
             if "password" not in errors and password != password_again:
                 errors["password_again"] = "The two passwords are not the same."  # noqa: S105
             if errors:
                 return _signup_refused(request, email, display_name, errors)
-            member = members_service.create_member(db, new, ip=client.ip)
-            challenge_token, mail_id = signin.start_challenge(
-                context, db, member, "/account", client
+            challenge_token, mail_ids = signup.sign_up(context, db, new, client)
+    except members_service.MemberError:  # the same email, a moment earlier: now it exists
+        with context.session() as db:
+            winner = members_service.find_by_email(db, new.email)
+            if winner is None:  # the race was for a customer id: nothing was created
+                retry = {"email": "Another sign-up happened at the same moment. Send it again."}
+                return _signup_refused(request, email, display_name, retry)
+            challenge_token, mail_ids = signup.answer_existing_account(
+                context, db, winner, password, client
             )
-    except members_service.MemberError as lost_race:  # the same email, a moment earlier
-        return _signup_refused(request, email, display_name, {lost_race.field: lost_race.message})
-    return _code_step_response(request, background, context, challenge_token, mail_id)
+    return _code_step_response(request, background, context, challenge_token, mail_ids)
 
 
 def _signup_refused(
