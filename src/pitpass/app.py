@@ -38,6 +38,7 @@ from pitpass.oauth.routes import protocol_routes
 from pitpass.oauth.runtime import OAuthRuntime
 from pitpass.services import keys
 from pitpass.services.context import AppContext
+from pitpass.services.crypto import SealError
 from pitpass.storage import token_store
 from pitpass.web import account, console, portal, signin
 from pitpass.web.book import book_router
@@ -59,11 +60,19 @@ async def _retry_mail_forever(context: AppContext) -> None:
             log.exception("mail retry pass failed")
 
 
-def _check_ready_to_serve(context: AppContext) -> None:
+def _check_ready_to_serve(context: AppContext, signer: TokenSigner) -> None:
     if not is_up_to_date(context.engine):
         raise SystemExit("pitpass: the database schema is not up to date; run `pitpass db upgrade`")
     with context.session() as db:
         keys.ensure_active_key(db, context.keyring)
+    try:  # the keys are in memory before the first request (issue #11, defect 9)
+        context.keyring.prepare()
+        signer.reload()
+    except SealError:
+        raise SystemExit(
+            "pitpass: the keys sealed in the database open with neither PITPASS_SECRET_KEY "
+            "nor PITPASS_SECRET_KEY_PREVIOUS; set the key they were sealed with"
+        ) from None
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -71,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await anyio.to_thread.run_sync(_check_ready_to_serve, context)
+        await anyio.to_thread.run_sync(_check_ready_to_serve, context, app.state.oauth.signer)
         retry = asyncio.create_task(_retry_mail_forever(context))
         try:
             yield

@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     data_dir: Path = DEFAULT_DATA_DIR
     secret_key: SecretStr | None = None
+    # Older secret keys, newest first, comma-separated: still accepted for reading
+    # what they sealed or signed until `pitpass secret-key rewrap` (docs/decisions.md).
+    secret_key_previous: SecretStr | None = None
+    signing_key_days: int = Field(default=90, ge=1, le=3650)  # scheduled key rotation
     redis_url: str | None = None
     redis_key_prefix: str = "pitpass"  # lets several deployments share one Redis
 
@@ -170,6 +174,18 @@ class Settings(BaseSettings):
             raise ValueError(f"must be at least {MIN_SECRET_KEY_LENGTH} characters of random text")
         return value
 
+    @field_validator("secret_key_previous")
+    @classmethod
+    def _previous_keys_are_long(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            for position, key in enumerate(value.get_secret_value().split(","), start=1):
+                if len(key.strip()) < MIN_SECRET_KEY_LENGTH:
+                    raise ValueError(
+                        f"key {position} of the comma-separated list is shorter than "
+                        f"{MIN_SECRET_KEY_LENGTH} characters"
+                    )
+        return value
+
     @field_validator(
         "signin_failures_per_account",
         "signin_failures_per_ip",
@@ -230,6 +246,12 @@ class Settings(BaseSettings):
         if self.secret_key is None:  # resolved by load_settings(); guard for direct construction
             raise ConfigError("PITPASS_SECRET_KEY: is not set")
         return self.secret_key.get_secret_value().encode("utf-8")
+
+    def previous_secret_keys_bytes(self) -> list[bytes]:
+        if self.secret_key_previous is None:
+            return []
+        keys = self.secret_key_previous.get_secret_value().split(",")
+        return [key.strip().encode("utf-8") for key in keys]
 
 
 def _env_name(location: tuple[int | str, ...]) -> str:

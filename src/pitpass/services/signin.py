@@ -297,7 +297,7 @@ class BrowserMemory(enum.Enum):
 
 
 def _remember_serializer(ctx: AppContext) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(ctx.keyring.cookie_signing_key, salt="remember-browser")
+    return URLSafeTimedSerializer(ctx.keyring.cookie_signing_keys, salt="remember-browser")
 
 
 def remember_browser(ctx: AppContext, db: Session, member: Member) -> tuple[str, int]:
