@@ -21,7 +21,7 @@ REQUEST_MARK = "pitpass_verified_after"  # our own authorize parameter; clients 
 
 
 def _serializer(ctx: AppContext, purpose: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(ctx.keyring.cookie_signing_key, salt=purpose)
+    return URLSafeTimedSerializer(ctx.keyring.cookie_signing_keys, salt=purpose)
 
 
 def _round_trip_seconds(ctx: AppContext) -> int:
