@@ -1,0 +1,130 @@
+"""schemathesis over `/openapi.json` (issue #11, Deliver 2): every operation of the JSON API,
+as an anonymous caller, a signed-in developer and a signed-in staff member, in-process on
+SQLite. The assertion: no 5xx, and every answer conforms to the document (status codes,
+content types, response schemas).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hypothesis
+import schemathesis
+from hypothesis import strategies as st
+from schemathesis import GenerationMode, checks
+from schemathesis.python.asgi import ASGIClient
+from schemathesis.specs.openapi.schemas import OpenApiSchema
+
+from tests.conftest import Site
+from tests.fuzz.harness import FUZZ_SETTINGS, Caller, callers, recorder_for, route_table
+from tests.integration.test_api import LEAGUE
+
+# Per operation and caller; 22 operations x 3 callers x 4 ≈ 260 requests, a few seconds.
+EXAMPLES_PER_CALLER = 4
+CHECKS = [
+    checks.not_a_server_error,
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_schema_conformance,
+]
+
+
+def _session(caller: Caller, app: Any) -> ASGIClient:
+    """schemathesis's own in-process client (its ASGI transport serialises every case the
+    way the document says), with the caller's cookies. Never entered: the Site already
+    runs the application's lifespan."""
+    session = ASGIClient(app)
+    for cookie in caller.browser.cookies.jar:
+        session.cookies.set(cookie.name, cookie.value)
+    return session
+
+
+def _known_objects(site: Site, developer: Caller, staff: Caller) -> dict[str, str]:
+    """A request, an approved client and a listed member, so path parameters can name
+    things that exist and the handlers go past their look-ups."""
+    csrf = {"X-CSRF-Token": developer.csrf or ""}
+    staff_csrf = {"X-CSRF-Token": staff.csrf or ""}
+    tool = LEAGUE | {"client_name": "Fuzzed Tool", "grant_types": ["password_limited"]}
+    tool |= {"redirect_uris": []}
+    approved = developer.browser.post("/api/v1/requests", json=tool, headers=csrf).json()["id"]
+    client_id = staff.browser.post(
+        f"/api/v1/staff/requests/{approved}/approve", json={}, headers=staff_csrf
+    ).json()["client_id"]
+    pending = developer.browser.post("/api/v1/requests", json=LEAGUE, headers=csrf).json()["id"]
+    site.add_member("listed@example.com")
+    added = developer.browser.post(
+        f"/api/v1/clients/{client_id}/access-list",
+        json={"member": "listed@example.com"},
+        headers=csrf,
+    )
+    assert added.status_code == 201, added.text
+    return {
+        "request_id": str(pending),
+        "client_id": client_id,
+        "reference": "listed@example.com",
+    }
+
+
+def _cases(operation: Any, known: dict[str, str]) -> st.SearchStrategy[Any]:
+    """Valid and invalid data, and valid data naming objects that exist."""
+    strategies = [
+        operation.as_strategy(GenerationMode.POSITIVE),
+        operation.as_strategy(GenerationMode.NEGATIVE),
+    ]
+    names = {p.name for p in operation.path_parameters}
+    if names and names <= set(known):
+        fixed = {name: known[name] for name in names}
+        strategies.append(operation.as_strategy(GenerationMode.POSITIVE, path_parameters=fixed))
+    return st.one_of(strategies)
+
+
+def _fuzz_operation(
+    operation: Any, caller: Caller, session: ASGIClient, known: dict[str, str], examples: int
+) -> int:
+    sent = 0
+    takes_csrf = "x-csrf-token" in {p.name.lower() for p in operation.headers}
+
+    @hypothesis.settings(FUZZ_SETTINGS, max_examples=examples)
+    @hypothesis.given(case=_cases(operation, known))
+    def one_operation(case: Any) -> None:
+        nonlocal sent
+        if caller.csrf is not None and takes_csrf:  # signed in: past the CSRF check
+            case.headers = {**(case.headers or {}), "X-CSRF-Token": caller.csrf}
+        response = case.call(session=session)
+        sent += 1
+        case.validate_response(response, checks=CHECKS)
+
+    one_operation()
+    return sent
+
+
+def fuzz_api(
+    schema: OpenApiSchema,
+    sessions: list[tuple[Caller, ASGIClient]],
+    known: dict[str, str],
+    examples: int,
+) -> int:
+    """Every operation, every caller, `examples` cases each; returns the requests made."""
+    sent = 0
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        for caller, session in sessions:
+            sent += _fuzz_operation(operation, caller, session, known, examples)
+    return sent
+
+
+def test_schemathesis_over_the_api_as_three_callers(sqlite_site: Site) -> None:
+    site = sqlite_site
+    recorder = recorder_for(site)
+    anonymous, developer, staff = callers(site, recorder)
+    known = _known_objects(site, developer, staff)
+    document = anonymous.browser.get("/openapi.json").json()
+    schema = schemathesis.openapi.from_dict(document)
+    schema.app = recorder  # ASGI transport, in-process
+    sessions = [(c, _session(c, recorder)) for c in (anonymous, developer, staff)]
+
+    sent = fuzz_api(schema, sessions, known, EXAMPLES_PER_CALLER)
+
+    assert sent >= 3 * len(document["paths"])
+    missed = recorder.missed(route_table(site.app), "api")
+    assert not missed, f"the API fuzzer never reached: {missed}"
