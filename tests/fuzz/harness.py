@@ -27,9 +27,11 @@ from tests.conftest import Site
 
 DEVELOPER, STAFF = "fuzz-dev@example.com", "fuzz-staff@example.com"
 
-# Repeatable in CI: no example database, the same examples on every run, no timing.
+# Repeatable in CI: no example database, the same examples on every run, no timing; no
+# shrinking either (minutes against a database): a failure shows the request as sent.
 FUZZ_SETTINGS = hypothesis.settings(
     derandomize=True,
+    phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
     database=None,
     deadline=None,
     print_blob=True,
@@ -127,8 +129,14 @@ def callers(site: Site, app: ASGIApp) -> list[Caller]:
 
 
 def describe(response: Response) -> str:
+    """The request as sent (body and Authorization too) and the answer, to reproduce it."""
     request = response.request
-    return f"{request.method} {request.url} -> {response.status_code}: {response.text[:500]!r}"
+    sent = f"{request.method} {request.url} {request.content[:300]!r}"
+    if "authorization" in request.headers:
+        sent += f" Authorization: {request.headers.get_list('authorization')[0][:100]!r}"
+    if "content-type" in request.headers:
+        sent += f" Content-Type: {request.headers['content-type']!r}"
+    return f"{sent} -> {response.status_code}: {response.text[:500]!r}"
 
 
 def assert_not_server_error(response: Response) -> None:
