@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 from urllib.parse import quote
 
 import hypothesis
@@ -25,7 +25,7 @@ from tests.fuzz.harness import (
     DEVELOPER,
     FUZZ_SETTINGS,
     Caller,
-    RouteKey,
+    Recorder,
     assert_not_server_error,
     callers,
     owner_of,
@@ -34,7 +34,7 @@ from tests.fuzz.harness import (
 )
 from tests.integration.test_api import LEAGUE
 
-EXAMPLES_PER_ROUTE = 6
+EXAMPLES_PER_CALLER = 2
 PATH_PARAMETER = re.compile(r"{([a-z_]+)}")
 # The fields of the pages' forms (web/templates) and the pages' query parameters.
 FIELDS = [
@@ -148,16 +148,16 @@ def _path(template: str, draws: PageDraws) -> str:
     return PATH_PARAMETER.sub(lambda m: quote(draws.value(m.group(1)), safe=""), template)
 
 
-def fuzz_route(
-    name: str, people: list[Caller], csrf: dict[str, str], known: dict[str, list[str]]
+def fuzz_route_as(
+    caller: Caller, name: str, csrf: dict[str, str], known: dict[str, list[str]]
 ) -> None:
+    """EXAMPLES_PER_CALLER requests to one route ("METHOD /path") as one caller."""
     method, template = name.split(" ", 1)
 
-    @hypothesis.settings(FUZZ_SETTINGS, max_examples=EXAMPLES_PER_ROUTE)
+    @hypothesis.settings(FUZZ_SETTINGS, max_examples=EXAMPLES_PER_CALLER)
     @hypothesis.given(data=st.data())
     def one_request(data: st.DataObject) -> None:
         draws = data.draw(st.composite(lambda draw: PageDraws(draw, known))())
-        caller = people[draws.rnd.randrange(len(people))]
         path, fields = _path(template, draws), draws.fields()
         browser: TestClient = caller.browser
         if method == "GET":
@@ -181,21 +181,33 @@ def _csrf_of(site: Site, caller: Caller) -> str:
     return token
 
 
-def fuzz_pages(site: Site, recorder: Any, only: Callable[[str], bool] = lambda _n: True) -> None:
+@dataclass
+class PagesFuzzer:
+    people: list[Caller]
+    csrf: dict[str, str]
+    known: dict[str, list[str]]
+    names: list[str]  # the routes this fuzzer owns, "METHOD /path"
+
+    def run(self, only: Callable[[str], bool] = lambda _n: True) -> None:
+        for name in self.names:
+            if only(name):
+                for caller in self.people:
+                    fuzz_route_as(caller, name, self.csrf, self.known)
+
+
+def prepare_pages_fuzzer(site: Site, recorder: Recorder) -> PagesFuzzer:
     people = callers(site, recorder)
     _anonymous, developer, staff = people
     known = known_values(site, developer, staff)
     csrf = {caller.name: _csrf_of(site, caller) for caller in people}
-    table: dict[RouteKey, str] = route_table(site.app)
-    names = sorted(name for name in table.values() if owner_of(name) == "pages" and only(name))
+    names = sorted(name for name in route_table(site.app).values() if owner_of(name) == "pages")
     # Signing out last: the callers stay signed in for every other page.
     names.sort(key=lambda name: name == "POST /signout")
-    for name in names:
-        fuzz_route(name, people, csrf, known)
+    return PagesFuzzer(people, csrf, known, names)
 
 
 def test_hypothesis_over_every_page(sqlite_site: Site) -> None:
     recorder = recorder_for(sqlite_site)
-    fuzz_pages(sqlite_site, recorder)
+    prepare_pages_fuzzer(sqlite_site, recorder).run()
     missed = recorder.missed(route_table(sqlite_site.app), "pages")
     assert not missed, f"the pages fuzzer never reached: {missed}"
