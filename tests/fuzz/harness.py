@@ -9,8 +9,11 @@ handler no fuzzer calls, or a new route nobody fuzzes, fails the suite too.
 
 from __future__ import annotations
 
+import inspect
 import json
+import traceback
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -19,7 +22,7 @@ import hypothesis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx import Response
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import BaseRoute, Mount, request_response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pitpass.core.policy import ERRORS
@@ -41,23 +44,24 @@ FUZZ_SETTINGS = hypothesis.settings(
 RouteKey = tuple[Callable[..., Any], str]  # (endpoint, method)
 
 
-def _flat_routes(routes: list[BaseRoute]) -> Iterator[tuple[str, Any]]:
-    """(path, route) for every route, through FastAPI's included routers."""
+def _flat_routes(routes: list[BaseRoute]) -> Iterator[tuple[str, Any, Any]]:
+    """(path, route, its included-router context or None) for every route, through
+    FastAPI's included routers."""
     for route in routes:
         if isinstance(route, Mount):
             continue  # /static: files, not handlers
         contexts = getattr(route, "effective_route_contexts", None)
-        if contexts is not None:  # FastAPI's include_router (fastapi >= 0.13x)
+        if contexts is not None:  # FastAPI's include_router (fastapi >= 0.16x)
             for context in contexts():
-                yield context.path, context.original_route
+                yield context.path, context.original_route, context
         else:
-            yield getattr(route, "path", ""), route
+            yield getattr(route, "path", ""), route, None
 
 
 def route_table(app: FastAPI) -> dict[RouteKey, str]:
     """Every (endpoint, method) the application serves, named "METHOD /path"."""
     table: dict[RouteKey, str] = {}
-    for path, route in _flat_routes(app.routes):
+    for path, route, _context in _flat_routes(app.routes):
         for method in sorted(set(getattr(route, "methods", None) or ()) - {"HEAD"}):
             table[(route.endpoint, method)] = f"{method} {path}"
     return table
@@ -181,3 +185,60 @@ def assert_protocol_answer(response: Response) -> None:
         return
     if response.status_code >= 400:
         assert_protocol_error(response)
+
+
+class DeliberateFault(RuntimeError):
+    """Raised by a handler on purpose: what any bug in it would do."""
+
+
+def routes_by_name(app: FastAPI) -> dict[str, tuple[Any, Any]]:
+    """Every (route, its included-router context or None) by "METHOD /path"."""
+    found: dict[str, tuple[Any, Any]] = {}
+    for path, route, context in _flat_routes(app.routes):
+        for method in set(getattr(route, "methods", None) or ()) - {"HEAD"}:
+            found[f"{method} {path}"] = (route, context)
+    return found
+
+
+@contextmanager
+def deliberate_500(app: FastAPI, name: str) -> Iterator[None]:
+    """Make the handler of route `name` raise, as if it had a bug: FastAPI routes call
+    `dependant.call` per request (an included router's context has its own dependant),
+    plain Starlette routes their `endpoint` (the protocol's fast path) or `app`."""
+    route, context = routes_by_name(app)[name]
+
+    def fail(*_args: Any, **_kwargs: Any) -> Any:
+        raise DeliberateFault(f"a deliberate 500 in {name}")
+
+    async def fail_async(*_args: Any, **_kwargs: Any) -> Any:
+        fail()
+
+    dependants = [d for d in (getattr(o, "dependant", None) for o in (route, context)) if d]
+    if dependants:  # fastapi.routing.APIRoute
+        original = dependants[0].call
+        for dependant in dependants:
+            dependant.call = fail_async if inspect.iscoroutinefunction(original) else fail
+        try:
+            yield
+        finally:
+            for dependant in dependants:
+                dependant.call = original
+        return
+    endpoint, handle = route.endpoint, route.app
+    route.endpoint, route.app = fail_async, request_response(fail_async)
+    try:
+        yield
+    finally:
+        route.endpoint, route.app = endpoint, handle
+
+
+def fails_with_a_500(name: str, run: Callable[[], Any]) -> str:
+    """Run a fuzzer expected to fail on the 500 of route `name`; returns the failure."""
+    try:
+        run()
+    # An AssertionError, or schemathesis's FailureGroup (a BaseExceptionGroup).
+    except (Exception, BaseExceptionGroup) as failure:
+        text = "".join(traceback.format_exception(failure))  # groups: every member
+        assert "500" in text, f"{name}: {text}"
+        return text
+    raise AssertionError(f"the fuzzer passed although {name} answers 500")
