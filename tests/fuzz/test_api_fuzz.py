@@ -87,14 +87,37 @@ def _cases(operation: Any, known: dict[str, str]) -> st.SearchStrategy[Any]:
     return st.one_of(strategies)
 
 
+# Ids past int4 (PostgreSQL's integer) and past int64 (SQLite's): a 404, never a 500.
+BOUNDARY_INTEGERS = [2**31, 10**23]
+
+
+def _is_integer(parameter: Any) -> bool:
+    return bool(parameter.definition.get("schema", {}).get("type") == "integer")
+
+
+def _boundary_cases(operation: Any, known: dict[str, str]) -> list[Any]:
+    """Explicit cases with every integer parameter (path or query) at a boundary, the
+    other path parameters naming things that exist: sent on every run, whatever the
+    generated cases happen to try."""
+    integers = [p for p in [*operation.path_parameters, *operation.query] if _is_integer(p)]
+    if not integers:
+        return []
+    others = {p.name: known.get(p.name, "x") for p in operation.path_parameters}
+    cases = []
+    for value in BOUNDARY_INTEGERS:
+        path = others | {p.name: value for p in operation.path_parameters if _is_integer(p)}
+        query = {p.name: value for p in operation.query if _is_integer(p)}
+        cases.append(operation.Case(path_parameters=path, query=query or None))
+    return cases
+
+
 def _fuzz_operation(
     operation: Any, caller: Caller, session: ASGIClient, known: dict[str, str], examples: int
 ) -> int:
+    """The boundary cases, then `examples` generated ones (none: the boundaries only)."""
     sent = 0
     takes_csrf = "x-csrf-token" in {p.name.lower() for p in operation.headers}
 
-    @hypothesis.settings(FUZZ_SETTINGS, max_examples=examples)
-    @hypothesis.given(case=_cases(operation, known))
     def one_operation(case: Any) -> None:
         nonlocal sent
         if caller.csrf is not None and takes_csrf:  # signed in: past the CSRF check
@@ -103,7 +126,13 @@ def _fuzz_operation(
         sent += 1
         case.validate_response(response, checks=CHECKS)
 
-    one_operation()
+    for boundary in _boundary_cases(operation, known):
+        one_operation(boundary)
+    if not examples:
+        return sent
+    hypothesis.settings(FUZZ_SETTINGS, max_examples=examples)(
+        hypothesis.given(case=_cases(operation, known))(one_operation)
+    )()
     return sent
 
 
@@ -147,3 +176,10 @@ def test_schemathesis_over_the_api_as_three_callers(sqlite_site: Site) -> None:
     assert sent >= 3 * len(fuzzer.schema.raw_schema["paths"])
     missed = recorder.missed(route_table(sqlite_site.app), "api")
     assert not missed, f"the API fuzzer never reached: {missed}"
+
+
+def test_integer_boundaries_of_the_api(site: Site) -> None:
+    """Ids past int4 fail on PostgreSQL only (issue #11, item 6): the boundary cases alone,
+    on both databases."""
+    fuzzer = prepare_api_fuzzer(site, recorder_for(site))
+    assert fuzzer.run(examples=0) > 0
