@@ -89,32 +89,73 @@ def _cases(operation: Any, known: dict[str, str]) -> st.SearchStrategy[Any]:
 
 # Ids past int4 (PostgreSQL's integer) and past int64 (SQLite's): a 404, never a 500.
 BOUNDARY_INTEGERS = [2**31, 10**23]
+NUL = "a\x00b"  # PostgreSQL refuses NUL in text (issue #11, item 6)
 
 
 def _is_integer(parameter: Any) -> bool:
     return bool(parameter.definition.get("schema", {}).get("type") == "integer")
 
 
-def _boundary_cases(operation: Any, known: dict[str, str]) -> list[Any]:
-    """Explicit cases with every integer parameter (path or query) at a boundary, the
-    other path parameters naming things that exist: sent on every run, whatever the
-    generated cases happen to try."""
-    integers = [p for p in [*operation.path_parameters, *operation.query] if _is_integer(p)]
-    if not integers:
+def _resolved(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """A schema with its $ref followed and `anyOf: [X, null]` reduced to X."""
+    if "$ref" in schema:
+        schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    for choice in schema.get("anyOf", []):
+        if choice.get("type") != "null":
+            return _resolved(document, choice)
+    return schema
+
+
+def _nul_bodies(document: dict[str, Any], operation: Any) -> list[dict[str, Any]]:
+    """A valid body (the registration example, or nothing) with one text field, in turn,
+    holding a NUL byte."""
+    definition = document["paths"][operation.path][operation.method.lower()]
+    content = definition.get("requestBody", {}).get("content", {}).get("application/json")
+    if content is None:
         return []
-    others = {p.name: known.get(p.name, "x") for p in operation.path_parameters}
+    properties = _resolved(document, content["schema"]).get("properties", {})
+    base = LEAGUE if "client_name" in properties else {}
+    bodies = []
+    for name, prop in properties.items():
+        kind = _resolved(document, prop)
+        if kind.get("type") == "string":
+            bodies.append(base | {name: NUL})
+        elif _resolved(document, kind.get("items", {})).get("type") == "string":
+            bodies.append(base | {name: [NUL]})
+    return bodies
+
+
+def _probe_cases(operation: Any, known: dict[str, str], document: dict[str, Any]) -> list[Any]:
+    """Explicit cases, sent on every run whatever the generated ones happen to try: every
+    integer parameter (path or query) at a boundary; every text parameter, and each text
+    field of the body in turn, holding a NUL byte; the rest naming things that exist."""
+    path_names = [p for p in operation.path_parameters]
+    existing = {p.name: known.get(p.name, "1" if _is_integer(p) else "x") for p in path_names}
     cases = []
-    for value in BOUNDARY_INTEGERS:
-        path = others | {p.name: value for p in operation.path_parameters if _is_integer(p)}
-        query = {p.name: value for p in operation.query if _is_integer(p)}
+    if any(_is_integer(p) for p in [*path_names, *operation.query]):
+        for value in BOUNDARY_INTEGERS:
+            path = existing | {p.name: value for p in path_names if _is_integer(p)}
+            query = {p.name: value for p in operation.query if _is_integer(p)}
+            cases.append(operation.Case(path_parameters=path, query=query or None))
+    texts = [p for p in [*path_names, *operation.query] if not _is_integer(p)]
+    if texts:
+        path = existing | {p.name: NUL for p in path_names if not _is_integer(p)}
+        query = {p.name: NUL for p in operation.query if not _is_integer(p)}
         cases.append(operation.Case(path_parameters=path, query=query or None))
+    for body in _nul_bodies(document, operation):
+        cases.append(operation.Case(path_parameters=existing, body=body))
     return cases
 
 
 def _fuzz_operation(
-    operation: Any, caller: Caller, session: ASGIClient, known: dict[str, str], examples: int
+    operation: Any,
+    caller: Caller,
+    session: ASGIClient,
+    known: dict[str, str],
+    examples: int,
+    document: dict[str, Any],
 ) -> int:
-    """The boundary cases, then `examples` generated ones (none: the boundaries only)."""
+    """The probe cases, then `examples` generated ones (none: the probes only)."""
     sent = 0
     takes_csrf = "x-csrf-token" in {p.name.lower() for p in operation.headers}
 
@@ -126,8 +167,8 @@ def _fuzz_operation(
         sent += 1
         case.validate_response(response, checks=CHECKS)
 
-    for boundary in _boundary_cases(operation, known):
-        one_operation(boundary)
+    for probe in _probe_cases(operation, known, document):
+        one_operation(probe)
     if not examples:
         return sent
     hypothesis.settings(FUZZ_SETTINGS, max_examples=examples)(
@@ -153,7 +194,9 @@ class ApiFuzzer:
             if not only(f"{operation.method.upper()} {operation.path}"):
                 continue
             for caller, session in self.sessions:
-                sent += _fuzz_operation(operation, caller, session, self.known, examples)
+                sent += _fuzz_operation(
+                    operation, caller, session, self.known, examples, self.schema.raw_schema
+                )
         return sent
 
 
@@ -178,9 +221,9 @@ def test_schemathesis_over_the_api_as_three_callers(sqlite_site: Site) -> None:
     assert not missed, f"the API fuzzer never reached: {missed}"
 
 
-def test_integer_boundaries_of_the_api_on_postgresql(postgresql_site: Site) -> None:
-    """Ids past int4 fail on PostgreSQL only (issue #11, item 6): the boundary cases alone
-    (the SQLite run above sends them too)."""
+def test_boundaries_of_the_api_on_postgresql(postgresql_site: Site) -> None:
+    """Ids past int4 and NUL bytes fail on PostgreSQL only (issue #11, item 6): the probe
+    cases alone (the SQLite run above sends them too)."""
     site = postgresql_site
     fuzzer = prepare_api_fuzzer(site, recorder_for(site))
     assert fuzzer.run(examples=0) > 0

@@ -157,11 +157,9 @@ def boundary_requests(
     caller: Caller, name: str, csrf: dict[str, str], known: dict[str, list[str]]
 ) -> None:
     """Sent on every run, whatever the generated requests happen to try: every integer
-    parameter (path, and `page` in the query) at a boundary, the others real."""
+    parameter (path, and `page` in the query) at a boundary, the others real; then every
+    field of the forms (or query) with a NUL byte, which PostgreSQL refuses in text."""
     method, template = name.split(" ", 1)
-    names = set(PATH_PARAMETER.findall(template))
-    if not names & INTEGER_PARAMETERS and method != "GET":
-        return
     for value in BOUNDARY_INTEGERS:
         path = PATH_PARAMETER.sub(
             lambda m, v=value: v if m.group(1) in INTEGER_PARAMETERS else known[m.group(1)][0],
@@ -172,6 +170,15 @@ def boundary_requests(
         else:
             response = caller.browser.request(method, path, data={"csrf_token": csrf[caller.name]})
         assert_not_server_error(response)
+    path = PATH_PARAMETER.sub(lambda m: known[m.group(1)][0], template)
+    nul = {field: "a\x00b" for field in FIELDS}
+    if method == "GET":
+        response = caller.browser.get(path, params=nul)
+    else:
+        response = caller.browser.request(
+            method, path, data=nul | {"csrf_token": csrf[caller.name]}
+        )
+    assert_not_server_error(response)
 
 
 def fuzz_route_as(
@@ -241,8 +248,8 @@ def test_hypothesis_over_every_page(sqlite_site: Site) -> None:
     assert not missed, f"the pages fuzzer never reached: {missed}"
 
 
-def test_integer_boundaries_of_the_pages_on_postgresql(postgresql_site: Site) -> None:
-    """Ids past int4 fail on PostgreSQL only (issue #11, item 6): the boundary requests
-    alone (the SQLite run above sends them too)."""
+def test_boundaries_of_the_pages_on_postgresql(postgresql_site: Site) -> None:
+    """Ids past int4 and NUL bytes fail on PostgreSQL only (issue #11, item 6): the
+    boundary requests alone (the SQLite run above sends them too)."""
     site = postgresql_site
     prepare_pages_fuzzer(site, recorder_for(site)).run(generated=False)

@@ -284,20 +284,70 @@ def requests_for(endpoint: Endpoint, known: Known) -> st.SearchStrategy[FuzzRequ
     return st.composite(lambda draw: Draws(draw, known).request(endpoint))()
 
 
+def send(known: Known, anonymous: TestClient, request: FuzzRequest) -> None:
+    browser = known.member if request.signed_in else anonymous
+    response = browser.request(
+        request.method, request.url, content=request.body, headers=request.headers
+    )
+    if request.method == "OPTIONS" or request.url.startswith("/oauth2/authorize"):
+        # The consent form is a page: a wrong CSRF token gets the page's 403.
+        assert_not_server_error(response)
+        if response.headers.get("content-type", "").startswith("text/html"):
+            return
+    assert_protocol_answer(response)
+
+
+# Sent on every run, whatever the generated requests happen to try: a NUL byte and an
+# invalid UTF-8 escape in each parameter (PostgreSQL refuses NUL in text; issue #11, 6).
+PROBES = ["a%00b", "%ff%fe"]
+
+
+def probes(endpoint: Endpoint, known: Known) -> list[FuzzRequest]:
+    """Each parameter of each shape in turn set to each probe, the others real, the
+    client authenticated in the body, as the signed-in member; and the client_id probed
+    inside HTTP Basic too."""
+    found = []
+    client = [("client_id", known.values["client_id"][0])]
+    client += [("client_secret", known.values["client_secret"][0])]
+    for shape in endpoint.shapes or ((),):
+        names = [*shape, *(n for n, _ in client if endpoint.client_auth)]
+        for name in names:
+            pairs = [(n, known.values.get(n, ["x"])[0]) for n in shape]
+            pairs = (client if endpoint.client_auth else []) + pairs
+            for probe in PROBES:
+                text = "&".join(
+                    f"{quote_plus(n)}={probe if n == name else quote_plus(v)}" for n, v in pairs
+                )
+                found.append(probe_request(endpoint, text.encode(), {}))
+    if endpoint.client_auth:
+        secret = quote(known.values["client_secret"][0])
+        for client_id in ("a\x00b", "cl\u00e9"):
+            basic = base64.b64encode(f"{quote(client_id)}:{secret}".encode())
+            raw = base64.b64encode(f"{client_id}:{secret}".encode())
+            for credentials in (basic, raw):
+                headers = {"authorization": b"Basic " + credentials}
+                found.append(probe_request(endpoint, b"token=x&grant_type=refresh_token", headers))
+    return found
+
+
+def probe_request(endpoint: Endpoint, payload: bytes, headers: dict[str, bytes]) -> FuzzRequest:
+    if endpoint.in_query:
+        return FuzzRequest(
+            endpoint.method, f"{endpoint.path}?{payload.decode()}", b"", headers, True
+        )
+    headers = headers | {"content-type": FORM.encode()}
+    return FuzzRequest(endpoint.method, endpoint.path, payload, headers, True)
+
+
 def fuzz_endpoint(endpoint: Endpoint, known: Known, anonymous: TestClient) -> None:
+    """The probes, then endpoint.examples generated requests."""
+    for request in probes(endpoint, known):
+        send(known, anonymous, request)
+
     @hypothesis.settings(FUZZ_SETTINGS, max_examples=endpoint.examples)
     @hypothesis.given(request=requests_for(endpoint, known))
     def one_request(request: FuzzRequest) -> None:
-        browser = known.member if request.signed_in else anonymous
-        response = browser.request(
-            request.method, request.url, content=request.body, headers=request.headers
-        )
-        if request.method == "OPTIONS" or request.url.startswith("/oauth2/authorize"):
-            # The consent form is a page: a wrong CSRF token gets the page's 403.
-            assert_not_server_error(response)
-            if response.headers.get("content-type", "").startswith("text/html"):
-                return
-        assert_protocol_answer(response)
+        send(known, anonymous, request)
 
     one_request()
 
