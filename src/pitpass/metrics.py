@@ -31,8 +31,9 @@ from typing import Any, TypeVar
 import asyncpg
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess, values
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.routing import Match, Mount, Route
 from starlette.types import Scope
 
@@ -155,7 +156,7 @@ ISSUED = "issued"
 GRANT_OUTCOMES = (ISSUED, *policy.ERRORS)
 
 # Every grant and outcome from the start at 0, so that rates and alerts see them.
-_grant_children = {
+_grant_children: dict[tuple[str | None, str], Counter] = {
     (grant, outcome): GRANTS.labels(grant, outcome)
     for grant in (*policy.GRANT_TYPES, UNKNOWN_GRANT)
     for outcome in GRANT_OUTCOMES
@@ -164,10 +165,10 @@ _grant_children = {
 
 def count_grant(grant_type: str | None, outcome: str) -> None:
     """One token request's outcome: ISSUED or the error code of PRODUCT.md §4."""
-    grant = grant_type if grant_type in policy.GRANT_TYPES else UNKNOWN_GRANT
-    child = _grant_children.get((grant, outcome))
-    if child is None:  # not an error of the table: never a new label value
-        child = _grant_children[(grant, "server_error")]
+    child = _grant_children.get((grant_type, outcome))
+    if child is None:  # an unknown grant type or outcome: never a new label value
+        grant = grant_type if grant_type in policy.GRANT_TYPES else UNKNOWN_GRANT
+        child = _grant_children.get((grant, outcome)) or _grant_children[(grant, "server_error")]
     child.inc()
 
 
@@ -352,8 +353,9 @@ def bearer_token(authorization: str | None) -> str | None:
 
 def metrics_endpoint(token: str | None) -> Any:
     """`GET /metrics`: from loopback (not relayed), or with `Authorization: Bearer
-    <PITPASS_METRICS_TOKEN>`. Anyone else gets 404, as for a page that does not exist;
-    a Bearer token that does not match gets 403, so an operator sees why."""
+    <PITPASS_METRICS_TOKEN>`. Anyone else gets the 404 of a page that does not exist
+    (the app's own error page); a Bearer token that does not match gets 403, so an
+    operator sees why."""
     expected = token.encode() if token else None
 
     async def metrics(request: Request) -> Response:
@@ -361,9 +363,9 @@ def metrics_endpoint(token: str | None) -> Any:
         if given is not None and not is_local_request(request.scope):
             # Constant time: the comparison must not tell how much of a guess was right.
             if expected is None or not hmac.compare_digest(given.encode(), expected):
-                return PlainTextResponse("the metrics token does not match\n", status_code=403)
+                raise HTTPException(403, "The metrics token does not match.")
         elif not is_local_request(request.scope):
-            return PlainTextResponse("Not Found\n", status_code=404)
+            raise HTTPException(404)
         return Response(exposition(), media_type=prometheus_client.CONTENT_TYPE_LATEST)
 
     return metrics

@@ -87,7 +87,13 @@ class TestWhoMayRead:
                 assert f"# TYPE {name} " in response.text, name
 
     def test_anyone_else_finds_nothing(self, guarded: Any) -> None:
-        assert get(guarded, OUTSIDER).status_code == 404
+        refused = get(guarded, OUTSIDER)
+        assert refused.status_code == 404
+        nothing = get(guarded, OUTSIDER, "/metricz")
+        assert (refused.headers["content-type"], refused.text) == (
+            nothing.headers["content-type"],
+            nothing.text,
+        ), "the same page as for a path that does not exist"
         assert get(guarded, OUTSIDER, Authorization="Basic bWV0cmljczp4").status_code == 404
 
     def test_an_outsider_claiming_loopback_in_a_header_is_refused(self, guarded: Any) -> None:
