@@ -335,3 +335,27 @@ def test_serve_prepares_an_empty_directory(tmp_path: Path, monkeypatch: pytest.M
     assert directory == (tmp_path / "metrics").resolve()
     assert list(directory.iterdir()) == []
     assert os.environ[metrics.MULTIPROC_ENV] == str(directory)
+
+
+def test_every_limiter_counts_its_refusals(site_factory: Any, sqlite_backend: Backend) -> None:
+    site = site_factory(
+        sqlite_backend,
+        client_auth_failures_per_client="2/minute",
+        signin_failures_per_account="2/15 minutes",
+    )
+    client_id, _secret, _member_id = here.issue(site)
+    browser = site.browser()
+    before = local_scrape()
+    # Client authentication: the failure that reaches the limit, and the one after it.
+    answers = [here.refresh(browser, client_id, "wrong", "x") for _ in range(3)]
+    assert ["Retry-After" in answer.headers for answer in answers] == [False, True, True]
+    # Web sign-in: two wrong passwords, then the third attempt waits.
+    tries = [site.start_sign_in(browser, "ana@example.com", "wrong password here") for _ in "123"]
+    assert [answer.status_code for answer in tries] == [400, 400, 429]
+    after = local_scrape()
+    name = "pitpass_rate_limit_refusals_total"
+
+    def added(limiter: str) -> float:
+        return value(after, name, limiter=limiter) - value(before, name, limiter=limiter)
+
+    assert (added("client-auth"), added("signin-account"), added("signin-ip")) == (2, 1, 0)
