@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
-from pitpass import __version__
+from pitpass import __version__, metrics
 from pitpass.api import v1 as api_v1
 from pitpass.api.errors import ApiError
 from pitpass.api.schemas import ErrorBody, FieldError
@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await retry
             await app.state.oauth.store.close()
             context.close()
+            metrics.worker_stopped()
 
     # FastAPIOffline: the /docs page's scripts come from the package, not a CDN.
     app = FastAPIOffline(
@@ -112,15 +113,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         issuer=context.settings.issuer,
         issuer_path=context.settings.issuer_path,
     )
-    app.mount(
-        "/static", StaticFiles(directory=str(Path(__file__).parent / "web" / "static")), "static"
-    )
+    static = StaticFiles(directory=str(Path(__file__).parent / "web" / "static"))
+    app.routes.append(metrics.TemplatedMount("/static", static, name="static"))
     for router in (signin.router, account.router, portal.router, console.router):
         app.include_router(router, include_in_schema=False)
     app.include_router(api_v1.router)
     app.include_router(book_router(context.settings.issuer_path))
     app.include_router(authorize_router(context.settings.issuer_path))
     _add_health_routes(app, context)
+    token = context.settings.metrics_token
+    metrics_read = metrics.metrics_endpoint(token.get_secret_value() if token else None)
+    app.routes.append(metrics.TemplatedRoute("/metrics", metrics_read, methods=["GET"]))
     _add_error_pages(app)
     return app
 
@@ -246,7 +249,7 @@ class ProtocolFastPath:
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["app"] = self.app  # endpoints find their state on request.app
-        route = self.routes[scope["path"]]
+        route = scope["route"] = self.routes[scope["path"]]  # the route, as Starlette sets it
         allowed = route.methods or set()
         if scope["method"] in allowed:
             # What Route.handle does, minus its exception wrapper: these endpoints turn

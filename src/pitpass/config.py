@@ -116,6 +116,8 @@ class Settings(BaseSettings):
     signup_notices_per_email: str = "3/hour"
     access_list_adds_per_developer: str = "10/hour"
     forwarded_allow_ips: str = "127.0.0.1"
+    # Lets a scraper elsewhere read /metrics (loopback needs none; metrics.py).
+    metrics_token: SecretStr | None = None
 
     # The protocol (PRODUCT.md §4).
     authorization_code_seconds: int = Field(default=60, ge=10, le=600)
@@ -167,7 +169,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("secret_key")
+    @field_validator("secret_key", "metrics_token")
     @classmethod
     def _secret_key_is_long(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < MIN_SECRET_KEY_LENGTH:

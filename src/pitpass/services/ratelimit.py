@@ -15,6 +15,7 @@ from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import MovingWindowRateLimiter
 
 from pitpass.config import Settings
+from pitpass.metrics import count_rate_limit_refusal
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Throttle:
         """Seconds to wait before the next attempt, or None when attempts are allowed."""
         if self.limiter.test(self.limit, self.name, key):
             return None
+        count_rate_limit_refusal(self.name)  # every caller refuses when there is a wait
         reset_at = self.limiter.get_window_stats(self.limit, self.name, key).reset_time
         return max(1, math.ceil(reset_at - time.time()))
 
@@ -38,6 +40,8 @@ class Throttle:
     def take(self, key: str) -> tuple[bool, int, int]:
         """Count one attempt: (allowed, remaining, seconds until the window resets)."""
         allowed = self.limiter.hit(self.limit, self.name, key)
+        if not allowed:
+            count_rate_limit_refusal(self.name)
         stats = self.limiter.get_window_stats(self.limit, self.name, key)
         return allowed, stats.remaining, max(0, math.ceil(stats.reset_time - time.time()))
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import asyncpg
 
+from pitpass import metrics
+
 CLOSE_TIMEOUT_SECONDS = 2.0  # at shutdown; then the socket is simply dropped
 
 
@@ -45,9 +47,10 @@ class ConnectionLender:
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection[Any]]:
-        connection = await self._borrow()
+        connection = await metrics.postgresql_borrowed(self._borrow())
         try:
-            yield connection
+            with metrics.POSTGRESQL_ERRORS:
+                yield connection
         finally:
             self._give_back(connection)
 
