@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
-from pitpass import __version__
+from pitpass import __version__, metrics
 from pitpass.api import v1 as api_v1
 from pitpass.api.errors import ApiError
 from pitpass.api.schemas import ErrorBody, FieldError
@@ -38,6 +38,7 @@ from pitpass.oauth.routes import protocol_routes
 from pitpass.oauth.runtime import OAuthRuntime
 from pitpass.services import keys
 from pitpass.services.context import AppContext
+from pitpass.services.crypto import SealError
 from pitpass.services.outages import UNAVAILABLE_ERRORS, description, unavailable_kind
 from pitpass.storage import STORAGE_UNAVAILABLE_ERRORS, token_store
 from pitpass.web import account, console, portal, signin
@@ -60,11 +61,19 @@ async def _retry_mail_forever(context: AppContext) -> None:
             log.exception("mail retry pass failed")
 
 
-def _check_ready_to_serve(context: AppContext) -> None:
+def _check_ready_to_serve(context: AppContext, signer: TokenSigner) -> None:
     if not is_up_to_date(context.engine):
         raise SystemExit("pitpass: the database schema is not up to date; run `pitpass db upgrade`")
     with context.session() as db:
         keys.ensure_active_key(db, context.keyring)
+    try:  # the keys are in memory before the first request (issue #11, defect 9)
+        context.keyring.prepare()
+        signer.reload()
+    except SealError:
+        raise SystemExit(
+            "pitpass: the keys sealed in the database open with neither PITPASS_SECRET_KEY "
+            "nor PITPASS_SECRET_KEY_PREVIOUS; set the key they were sealed with"
+        ) from None
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -72,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await anyio.to_thread.run_sync(_check_ready_to_serve, context)
+        await anyio.to_thread.run_sync(_check_ready_to_serve, context, app.state.oauth.signer)
         retry = asyncio.create_task(_retry_mail_forever(context))
         try:
             yield
@@ -82,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await retry
             await app.state.oauth.store.close()
             context.close()
+            metrics.worker_stopped()
 
     # FastAPIOffline: the /docs page's scripts come from the package, not a CDN.
     app = FastAPIOffline(
@@ -114,15 +124,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         issuer=context.settings.issuer,
         issuer_path=context.settings.issuer_path,
     )
-    app.mount(
-        "/static", StaticFiles(directory=str(Path(__file__).parent / "web" / "static")), "static"
-    )
+    static = StaticFiles(directory=str(Path(__file__).parent / "web" / "static"))
+    app.routes.append(metrics.TemplatedMount("/static", static, name="static"))
     for router in (signin.router, account.router, portal.router, console.router):
         app.include_router(router, include_in_schema=False)
     app.include_router(api_v1.router)
     app.include_router(book_router(context.settings.issuer_path))
     app.include_router(authorize_router(context.settings.issuer_path))
     _add_health_routes(app, context)
+    token = context.settings.metrics_token
+    metrics_read = metrics.metrics_endpoint(token.get_secret_value() if token else None)
+    app.routes.append(metrics.TemplatedRoute("/metrics", metrics_read, methods=["GET"]))
     _add_error_pages(app)
     return app
 
@@ -278,7 +290,7 @@ class ProtocolFastPath:
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["app"] = self.app  # endpoints find their state on request.app
-        route = self.routes[scope["path"]]
+        route = scope["route"] = self.routes[scope["path"]]  # the route, as Starlette sets it
         allowed = route.methods or set()
         if scope["method"] in allowed:
             # What Route.handle does, minus its exception wrapper: these endpoints turn

@@ -4,32 +4,40 @@ from __future__ import annotations
 
 import secrets
 import sys
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
 from sqlalchemy import func, select
 
 from pitpass import cli_common as common
+from pitpass import metrics
 from pitpass.cli_common import JsonOption, fail, print_json, print_table
 from pitpass.cli_staff import access_app, clients_app, requests_app
 from pitpass.db import migrate
-from pitpass.db.models import Member
+from pitpass.db.models import Member, utcnow
 from pitpass.services import keys as keys_service
 from pitpass.services import members as members_service
+from pitpass.services import secret_keys
 from pitpass.services.members import MemberError, NewMember
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Pitpass authorization service")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema")
 members_app = typer.Typer(no_args_is_help=True, help="Member accounts")
 keys_app = typer.Typer(no_args_is_help=True, help="Token signing keys")
+secret_key_app = typer.Typer(no_args_is_help=True, help="PITPASS_SECRET_KEY rotation")
 app.add_typer(db_app, name="db")
 app.add_typer(members_app, name="members")
 app.add_typer(keys_app, name="keys")
+app.add_typer(secret_key_app, name="secret-key")
 app.add_typer(requests_app, name="requests")
 app.add_typer(clients_app, name="clients")
 app.add_typer(access_app, name="access-list")
 
 BOOTSTRAP_STAFF_EMAIL = "staff@pitpass.test"
+# On SIGTERM, requests already started may finish for this long; then they are cancelled.
+# It matches nginx's proxy_read_timeout in deploy/: past it no client is waiting any more.
+GRACEFUL_SHUTDOWN_SECONDS = 30
 
 
 # ----- serve and schema --------------------------------------------------------
@@ -40,6 +48,12 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port")] = 8000,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes")] = 1,
+    timeout_graceful_shutdown: Annotated[
+        int,
+        typer.Option(
+            min=1, max=3600, help="Seconds in-flight requests may take to finish after SIGTERM"
+        ),
+    ] = GRACEFUL_SHUTDOWN_SECONDS,
 ) -> None:
     """Run the service."""
     import uvicorn
@@ -58,6 +72,9 @@ def serve(
         )
     base = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
     typer.echo(f"{settings.profile.service_name} is starting at {base}/ (sign in at {base}/signin)")
+    if workers > 1:
+        # Before the workers start: they import prometheus_client in multiprocess mode.
+        metrics.prepare_multiprocess_dir(settings.data_dir)
     configure_logging()
     uvicorn.run(
         "pitpass.app:create_server_app",
@@ -65,6 +82,7 @@ def serve(
         host=host,
         port=port,
         workers=workers,
+        timeout_graceful_shutdown=timeout_graceful_shutdown,
         access_log=False,
         log_config=None,
         proxy_headers=True,
@@ -78,6 +96,7 @@ def db_upgrade() -> None:
     """Apply every pending migration."""
     with common.context() as context:
         migrate.upgrade(context.engine)
+        context.keyring.prepare()  # stores the token-hash key before anything needs it
     typer.echo("database schema is up to date")
 
 
@@ -86,6 +105,7 @@ def setup() -> None:
     """Upgrade the schema; on an empty database create a staff account and print its password."""
     with common.context() as context:
         migrate.upgrade(context.engine)
+        context.keyring.prepare()
         with context.session() as db:
             keys_service.ensure_active_key(db, context.keyring)
             if db.scalar(select(func.count()).select_from(Member)):
@@ -184,11 +204,17 @@ def members_list(
 # ----- keys --------------------------------------------------------------------------
 
 
+def _key_status(record: Any, now: datetime) -> str:
+    if record.retired_at is not None and record.retired_at <= now:
+        return "retired"
+    return "next" if record.created_at > now else "active"  # next: published, signs later
+
+
 def _key_summary(record: Any) -> dict[str, Any]:
     return {
         "kid": record.kid,
         "algorithm": record.algorithm,
-        "status": "retired" if record.retired_at else "active",
+        "status": _key_status(record, utcnow()),
         "created_at": record.created_at.isoformat(),
         "retired_at": record.retired_at.isoformat() if record.retired_at else None,
     }
@@ -217,6 +243,25 @@ def keys_rotate(
         print_json(summary)
     else:
         typer.echo(f"new signing key {summary['kid']}; retired: {', '.join(retired) or 'none'}")
+
+
+# ----- secret key --------------------------------------------------------------------
+
+
+@secret_key_app.command("rewrap")
+def secret_key_rewrap(as_json: JsonOption = False) -> None:
+    """Re-seal everything at rest under PITPASS_SECRET_KEY (reading with the previous keys);
+    afterwards PITPASS_SECRET_KEY_PREVIOUS is no longer needed. Safe to run again."""
+    with common.context() as context:
+        try:
+            with context.session() as db:
+                report = secret_keys.rewrap(db, context.keyring)
+        except secret_keys.UnreadableSealed as error:
+            raise fail(str(error)) from None
+    if as_json:
+        print_json({"resealed": report.resealed, "already_current": report.already_current})
+    else:
+        typer.echo(report.summary())
 
 
 def main() -> None:

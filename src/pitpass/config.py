@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     data_dir: Path = DEFAULT_DATA_DIR
     secret_key: SecretStr | None = None
+    # Older secret keys, newest first, comma-separated: still accepted for reading
+    # what they sealed or signed until `pitpass secret-key rewrap` (docs/decisions.md).
+    secret_key_previous: SecretStr | None = None
+    signing_key_days: int = Field(default=90, ge=1, le=3650)  # scheduled key rotation
     redis_url: str | None = None
     redis_key_prefix: str = "pitpass"  # lets several deployments share one Redis
     # Every storage call's deadline: past it the request is answered 503 (docs/decisions.md
@@ -108,7 +112,15 @@ class Settings(BaseSettings):
     web_session_hours: int = Field(default=12, ge=1, le=24 * 30)
     signin_failures_per_account: str = "5/15 minutes"
     signin_failures_per_ip: str = "30/15 minutes"
+    # Issue #11: limits that an outsider cannot turn into a lock-out (docs/decisions.md).
+    signin_failures_per_account_ip: str = "5/15 minutes"
+    signin_code_failures_per_member: str = "10/hour"
+    signin_codes_per_member: str = "5/15 minutes"
+    signup_notices_per_email: str = "3/hour"
+    access_list_adds_per_developer: str = "10/hour"
     forwarded_allow_ips: str = "127.0.0.1"
+    # Lets a scraper elsewhere read /metrics (loopback needs none; metrics.py).
+    metrics_token: SecretStr | None = None
 
     # The protocol (PRODUCT.md §4).
     authorization_code_seconds: int = Field(default=60, ge=10, le=600)
@@ -163,16 +175,33 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("secret_key")
+    @field_validator("secret_key", "metrics_token")
     @classmethod
     def _secret_key_is_long(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < MIN_SECRET_KEY_LENGTH:
             raise ValueError(f"must be at least {MIN_SECRET_KEY_LENGTH} characters of random text")
         return value
 
+    @field_validator("secret_key_previous")
+    @classmethod
+    def _previous_keys_are_long(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            for position, key in enumerate(value.get_secret_value().split(","), start=1):
+                if len(key.strip()) < MIN_SECRET_KEY_LENGTH:
+                    raise ValueError(
+                        f"key {position} of the comma-separated list is shorter than "
+                        f"{MIN_SECRET_KEY_LENGTH} characters"
+                    )
+        return value
+
     @field_validator(
         "signin_failures_per_account",
         "signin_failures_per_ip",
+        "signin_failures_per_account_ip",
+        "signin_code_failures_per_member",
+        "signin_codes_per_member",
+        "signup_notices_per_email",
+        "access_list_adds_per_developer",
         "password_limited_rate",
         "client_auth_failures_per_client",
     )
@@ -225,6 +254,12 @@ class Settings(BaseSettings):
         if self.secret_key is None:  # resolved by load_settings(); guard for direct construction
             raise ConfigError("PITPASS_SECRET_KEY: is not set")
         return self.secret_key.get_secret_value().encode("utf-8")
+
+    def previous_secret_keys_bytes(self) -> list[bytes]:
+        if self.secret_key_previous is None:
+            return []
+        keys = self.secret_key_previous.get_secret_value().split(",")
+        return [key.strip().encode("utf-8") for key in keys]
 
 
 def _env_name(location: tuple[int | str, ...]) -> str:

@@ -52,7 +52,7 @@ def test_retired_keys_stay_published_until_their_tokens_expire(sqlite_site: Site
         db.execute(
             update(SigningKey)
             .where(SigningKey.kid == old.kid)
-            .values(retired_at=utcnow() - timedelta(hours=1))
+            .values(retired_at=utcnow() - keys.RETIRED_PUBLISHED_FOR - timedelta(seconds=1))
         )
     kids = {k["kid"] for k in browser.get("/oauth2/jwks").json()["keys"]}
     assert old.kid not in kids and len(kids) == 1

@@ -38,3 +38,18 @@ def test_token_hashes_are_keyed_and_purposes_are_separate() -> None:
     assert one.token_hash("abc") == one.token_hash("abc")
     assert one.token_hash("abc") != other.token_hash("abc")
     assert one.token_hash("abc") != one.csrf_token_for("abc")
+
+
+def test_previous_keys_open_and_verify_and_reseal_moves_to_the_current_key() -> None:
+    old, new = Keyring(KEY), Keyring(b"n" * 40, previous=[b"p" * 40, KEY])
+    sealed = old.seal(b"payload", "mail-body")
+    assert new.unseal(sealed, "mail-body") == b"payload"
+    resealed = new.reseal(sealed, "mail-body")
+    assert resealed is not None and new.reseal(resealed, "mail-body") is None
+    with pytest.raises(SealError):
+        old.unseal(resealed, "mail-body")
+    assert new.csrf_token_matches("cookie", old.csrf_token_for("cookie"))
+    assert not Keyring(b"n" * 40).csrf_token_matches("cookie", old.csrf_token_for("cookie"))
+    assert new.cookie_signing_keys[-1] == Keyring(b"n" * 40).cookie_signing_keys[-1]
+    with pytest.raises(SealError):
+        Keyring(b"n" * 40, previous=[b"p" * 40]).reseal(sealed, "mail-body")

@@ -144,6 +144,17 @@ class RememberedBrowser(Base):
     revoked_at: Mapped[datetime | None]
 
 
+class SealedKey(Base):
+    """Keys that must outlive a change of PITPASS_SECRET_KEY, sealed under it: the key of
+    the keyed hashes (services/data_keys.py, issue #11)."""
+
+    __tablename__ = "sealed_keys"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class MailMessage(Base):
     """The outbox: every message is written here first, then delivered."""
 

@@ -12,7 +12,7 @@ from fastapi import Request
 
 from pitpass.http.context import app_context
 from pitpass.http.cookies import CSRF_COOKIE, set_cookie
-from pitpass.services.crypto import constant_time_equals, new_token
+from pitpass.services.crypto import new_token
 
 
 class CsrfRejected(Exception):
@@ -45,6 +45,5 @@ def require_csrf(request: Request, submitted: str) -> None:
     cookie = request.cookies.get(CSRF_COOKIE)
     if not cookie or not submitted:
         raise CsrfRejected
-    expected = app_context(request).keyring.csrf_token_for(cookie)
-    if not constant_time_equals(expected, submitted):
+    if not app_context(request).keyring.csrf_token_matches(cookie, submitted):
         raise CsrfRejected

@@ -4,7 +4,6 @@ body or with HTTP Basic; public clients send their client_id alone."""
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 from urllib.parse import unquote_plus
 
@@ -22,7 +21,9 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
         return None
     try:
         decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    # ValueError too: b64decode raises it for a str with non-ASCII characters (the header
+    # arrives latin-1 decoded); binascii.Error and UnicodeDecodeError are its subclasses.
+    except ValueError:
         raise OAuthError("invalid_request", "malformed HTTP Basic credentials") from None
     client_id, colon, secret = decoded.partition(":")
     if not colon:

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from pitpass.config import Settings
 from pitpass.db.engine import make_engine, make_session_factory
+from pitpass.services import data_keys
 from pitpass.services.crypto import Keyring
 from pitpass.services.mail import Mailer
 from pitpass.services.ratelimit import Throttles
@@ -28,11 +30,13 @@ class AppContext:
     @classmethod
     def from_settings(cls, settings: Settings) -> AppContext:
         engine = make_engine(settings.database_url, settings.storage_timeout_seconds)
-        keyring = Keyring(settings.secret_key_bytes())
+        session_factory = make_session_factory(engine)
+        keyring = Keyring(settings.secret_key_bytes(), settings.previous_secret_keys_bytes())
+        keyring.token_hash_key_source = partial(data_keys.token_hash_key, session_factory, keyring)
         return cls(
             settings=settings,
             engine=engine,
-            session_factory=make_session_factory(engine),
+            session_factory=session_factory,
             keyring=keyring,
             throttles=Throttles.from_settings(settings),
             mailer=Mailer(settings, keyring),

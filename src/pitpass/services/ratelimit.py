@@ -24,6 +24,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from pitpass.config import Settings
+from pitpass.metrics import count_rate_limit_refusal
 
 log = logging.getLogger("pitpass.ratelimit")
 
@@ -69,6 +70,7 @@ class Throttle:
         def step() -> int | None:
             if self.limiter.test(self.limit, self.name, key):
                 return None
+            count_rate_limit_refusal(self.name)  # every caller refuses when there is a wait
             reset_at = self.limiter.get_window_stats(self.limit, self.name, key).reset_time
             return max(1, math.ceil(reset_at - time.time()))
 
@@ -82,6 +84,8 @@ class Throttle:
 
         def step() -> tuple[bool, int, int]:
             allowed = self.limiter.hit(self.limit, self.name, key)
+            if not allowed:
+                count_rate_limit_refusal(self.name)
             stats = self.limiter.get_window_stats(self.limit, self.name, key)
             return allowed, stats.remaining, max(0, math.ceil(stats.reset_time - time.time()))
 
@@ -111,6 +115,11 @@ class Throttles:
     signin_ip: Throttle
     password_limited: Throttle  # every password_limited attempt, per client and username
     client_auth: Throttle  # failed client authentication at /token, per client and IP
+    signin_account_ip: Throttle  # failed sign-ins, per account and address
+    signin_code_failures: Throttle  # wrong emailed codes, per member across challenges
+    signin_codes: Throttle  # emailed codes (challenges started), per member
+    signup_notices: Throttle  # "you already have an account" mails, per address
+    access_list_adds: Throttle  # a developer's access-list additions, per developer
     storage: Storage
 
     @classmethod
@@ -132,6 +141,19 @@ class Throttles:
                 parse(settings.client_auth_failures_per_client),
                 limiter,
                 fails_open=True,
+            ),
+            signin_account_ip=Throttle(
+                "signin-account-ip", parse(settings.signin_failures_per_account_ip), limiter
+            ),
+            signin_code_failures=Throttle(
+                "signin-code-failures", parse(settings.signin_code_failures_per_member), limiter
+            ),
+            signin_codes=Throttle("signin-codes", parse(settings.signin_codes_per_member), limiter),
+            signup_notices=Throttle(
+                "signup-notices", parse(settings.signup_notices_per_email), limiter
+            ),
+            access_list_adds=Throttle(
+                "access-list-adds", parse(settings.access_list_adds_per_developer), limiter
             ),
             storage=storage,
         )

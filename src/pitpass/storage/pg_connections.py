@@ -27,6 +27,8 @@ from typing import Any
 
 import asyncpg
 
+from pitpass import metrics
+
 CLOSE_TIMEOUT_SECONDS = 2.0  # at shutdown; then the socket is simply dropped
 DEFAULT_DEADLINE_SECONDS = 5.0  # config.Settings.storage_timeout_seconds
 
@@ -100,9 +102,10 @@ class ConnectionLender:
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[LentConnection]:
         deadline = time.monotonic() + self._deadline_seconds
-        connection = await self._borrow(deadline)
+        connection = await metrics.postgresql_borrowed(self._borrow(deadline))
         try:
-            yield LentConnection(connection, deadline)
+            with metrics.POSTGRESQL_ERRORS:
+                yield LentConnection(connection, deadline)
         finally:
             self._give_back(connection)
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from pitpass import metrics
 from pitpass.storage import sql
 from pitpass.storage.records import NewRefreshToken, NewSession, SessionActivity
 from pitpass.storage.sql import Row
@@ -66,7 +67,7 @@ class SqliteTokenStore(TokenStore):
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[SqliteDb]:
-        with self._committed(SqliteDb(self._cursor(), autocommit=True)) as db:
+        with metrics.SQLITE_ERRORS, self._committed(SqliteDb(self._cursor(), True)) as db:
             yield db
 
     @staticmethod

@@ -9,6 +9,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
+from pitpass import metrics
 from pitpass.core import policy
 from pitpass.core.policy import OAuthError, ScopeRefused, SignOutReason
 from pitpass.db.models import utcnow
@@ -105,4 +106,5 @@ async def _retried_successor(
     # RFC 9700 §4.14.2: a refresh token used twice means it leaked; end the session.
     which = SessionsToSignOut(session_id=state.session.session_id)
     await runtime.store.sign_out(db, which, SignOutReason.REFRESH_TOKEN_REUSE, now)
+    metrics.count_refresh_token_reuse()
     raise OAuthError("invalid_grant", "refresh token already used: the whole session is revoked")
