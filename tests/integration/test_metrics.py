@@ -341,7 +341,7 @@ def test_every_limiter_counts_its_refusals(site_factory: Any, sqlite_backend: Ba
     site = site_factory(
         sqlite_backend,
         client_auth_failures_per_client="2/minute",
-        signin_failures_per_account="2/15 minutes",
+        signin_failures_per_account_ip="2/15 minutes",
     )
     client_id, _secret, _member_id = here.issue(site)
     browser = site.browser()
@@ -358,4 +358,4 @@ def test_every_limiter_counts_its_refusals(site_factory: Any, sqlite_backend: Ba
     def added(limiter: str) -> float:
         return value(after, name, limiter=limiter) - value(before, name, limiter=limiter)
 
-    assert (added("client-auth"), added("signin-account"), added("signin-ip")) == (2, 1, 0)
+    assert (added("client-auth"), added("signin-account-ip"), added("signin-ip")) == (2, 1, 0)

@@ -76,6 +76,11 @@ class Throttle:
 
         return self._counted(step, None)
 
+    def is_exceeded(self, key: str) -> bool:
+        """The limit is reached, for a throttle that changes what is asked rather than
+        refusing (so nothing is counted as a refusal)."""
+        return self._counted(lambda: not self.limiter.test(self.limit, self.name, key), True)
+
     def count_failure(self, key: str) -> None:
         self._counted(lambda: self.limiter.hit(self.limit, self.name, key), True)
 

@@ -76,7 +76,7 @@ def count_failed_password(ctx: AppContext, attempted: str, ip: str | None) -> No
 def remembered_browsers_suspended(ctx: AppContext, email: str) -> bool:
     """Past the per-account ceiling of failures (from any address), the right password
     still signs in, but only with the emailed code: a remembered browser is not enough."""
-    return ctx.throttles.signin_account.retry_after(email) is not None
+    return ctx.throttles.signin_account.is_exceeded(email)
 
 
 def clear_after_sign_in(ctx: AppContext, email: str, ip: str | None) -> None:
