@@ -16,19 +16,19 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.routing import iter_route_contexts
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
-from pitpass import __version__
+from pitpass import __version__, metrics
 from pitpass.api import v1 as api_v1
 from pitpass.api.errors import ApiError
 from pitpass.api.schemas import ErrorBody, FieldError
 from pitpass.config import Settings, load_settings
 from pitpass.db.migrate import is_up_to_date
 from pitpass.http.csrf import CsrfRejected
+from pitpass.http.deadline import RequestDeadline
 from pitpass.http.members import SignInRequired, StaffOnly, signin_url
 from pitpass.http.render import render
 from pitpass.http.status import MALFORMED, status_text
@@ -41,7 +41,8 @@ from pitpass.oauth.runtime import OAuthRuntime
 from pitpass.services import keys
 from pitpass.services.context import AppContext
 from pitpass.services.crypto import SealError
-from pitpass.storage import token_store
+from pitpass.services.outages import UNAVAILABLE_ERRORS, description, unavailable_kind
+from pitpass.storage import STORAGE_UNAVAILABLE_ERRORS, token_store
 from pitpass.web import account, console, portal, signin
 from pitpass.web.book import book_router
 
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await retry
             await app.state.oauth.store.close()
             context.close()
+            metrics.worker_stopped()
 
     # FastAPIOffline: the /docs page's scripts come from the package, not a CDN.
     app = FastAPIOffline(
@@ -104,26 +106,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "pages first; send `X-CSRF-Token` (from `GET /api/v1/me`) on every change.",
     )
     app.state.context = context
-    app.state.oauth = OAuthRuntime(context, token_store(context.engine), TokenSigner(context))
+    app.state.oauth = OAuthRuntime(
+        context,
+        token_store(context.engine, context.settings.storage_timeout_seconds),
+        TokenSigner(context),
+    )
     # The protocol's plain Starlette routes go first: the token endpoint is the hot path.
     app.state.protocol_routes = protocol_routes(context.settings.issuer_path)
     app.router.routes[:0] = app.state.protocol_routes
     app.add_middleware(BodyLimitMiddleware)
+    # Pages and the API: answered by twice the storage deadline (a page makes a few calls).
+    app.add_middleware(
+        RequestDeadline,
+        seconds=2 * context.settings.storage_timeout_seconds,
+        answer=lambda request: _temporarily_unavailable(request, "storage past its deadline"),
+    )
     app.add_middleware(
         RequestContextMiddleware,
         hsts=context.settings.uses_https,
         issuer=context.settings.issuer,
         issuer_path=context.settings.issuer_path,
     )
-    app.mount(
-        "/static", StaticFiles(directory=str(Path(__file__).parent / "web" / "static")), "static"
-    )
+    static = StaticFiles(directory=str(Path(__file__).parent / "web" / "static"))
+    app.routes.append(metrics.TemplatedMount("/static", static, name="static"))
     for router in (signin.router, account.router, portal.router, console.router):
         app.include_router(router, include_in_schema=False)
     app.include_router(api_v1.router)
     app.include_router(book_router(context.settings.issuer_path))
     app.include_router(authorize_router(context.settings.issuer_path))
     _add_health_routes(app, context)
+    token = context.settings.metrics_token
+    metrics_read = metrics.metrics_endpoint(token.get_secret_value() if token else None)
+    app.routes.append(metrics.TemplatedRoute("/metrics", metrics_read, methods=["GET"]))
     _add_error_pages(app)
     return app
 
@@ -135,15 +149,21 @@ def _add_health_routes(app: FastAPI, context: AppContext) -> None:
         return {"status": "ok"}
 
     @app.get("/readyz", include_in_schema=False)
-    def readyz() -> JSONResponse:
-        """The database answers."""
+    async def readyz() -> JSONResponse:
+        """The database and Redis (when configured) answer, each within its deadline
+        (the store's, Redis's socket timeout); else 503 naming which does not."""
+        checks = {"database": "ok", "redis": "ok"}
         try:
-            with context.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-        except SQLAlchemyError as error:
+            await app.state.oauth.store.ping()
+        except STORAGE_UNAVAILABLE_ERRORS as error:
             log.warning("readiness check failed", extra={"error": type(error).__name__})
-            return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
-        return JSONResponse({"status": "ok", "database": "ok"})
+            checks["database"] = "unreachable"
+        if not await anyio.to_thread.run_sync(context.throttles.reachable):
+            checks["redis"] = "unreachable"
+        ready = all(state == "ok" for state in checks.values())
+        return JSONResponse(
+            {"status": "ok" if ready else "unavailable"} | checks, 200 if ready else 503
+        )
 
 
 def _is_api(request: Request) -> bool:
@@ -160,6 +180,20 @@ def _allowed_methods(request: Request) -> list[str]:
         if methods and route.matches(request.scope)[0] is not Match.NONE:
             allowed |= methods
     return sorted(allowed)
+
+
+def _temporarily_unavailable(request: Request, detail: str) -> Response:
+    """503: the API's error body, or the error page (PRODUCT.md §4)."""
+    named = status_text(503)
+    headers = {"Retry-After": "1"}
+    if _is_api(request):
+        body = ErrorBody(error=named.api_error, error_description=detail)
+        return JSONResponse(body.model_dump(), status_code=503, headers=headers)
+    # The page's header must not ask the database who is signed in: it may be what is down.
+    request.state.member = getattr(request.state, "member", None)
+    page = render(request, "error.html", {"title": named.title, "detail": detail}, status_code=503)
+    page.headers.update(headers)
+    return page
 
 
 def _add_error_pages(app: FastAPI) -> None:
@@ -192,6 +226,16 @@ def _add_error_pages(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     def api_error(_request: Request, error: ApiError) -> Response:
         return error.response()
+
+    def unavailable(request: Request, error: Exception) -> Response:
+        """The database or Redis is down (services/outages.py): 503, never a 500."""
+        log.warning(
+            "%s unavailable", unavailable_kind(error), extra={"error": type(error).__name__}
+        )
+        return _temporarily_unavailable(request, description(error))
+
+    for error_type in UNAVAILABLE_ERRORS:
+        app.add_exception_handler(error_type, unavailable)
 
     settings: Settings = app.state.context.settings
     protocol_paths = {route.path for route in app.state.protocol_routes}
@@ -268,7 +312,7 @@ class ProtocolFastPath:
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["app"] = self.app  # endpoints find their state on request.app
-        route = self.routes[scope["path"]]
+        route = scope["route"] = self.routes[scope["path"]]  # the route, as Starlette sets it
         allowed = route.methods or set()
         if scope["method"] in allowed:
             # What Route.handle does, minus its exception wrapper: these endpoints turn

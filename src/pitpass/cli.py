@@ -11,6 +11,7 @@ import typer
 from sqlalchemy import func, select
 
 from pitpass import cli_common as common
+from pitpass import metrics
 from pitpass.cli_common import JsonOption, fail, print_json, print_table
 from pitpass.cli_staff import access_app, clients_app, requests_app
 from pitpass.db import migrate
@@ -72,6 +73,9 @@ def serve(
         )
     base = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
     typer.echo(f"{settings.profile.service_name} is starting at {base}/ (sign in at {base}/signin)")
+    if workers > 1:
+        # Before the workers start: they import prometheus_client in multiprocess mode.
+        metrics.prepare_multiprocess_dir(settings.data_dir)
     configure_logging()
     uvicorn.run(
         "pitpass.app:create_server_app",

@@ -124,7 +124,7 @@ def client_summary(db: Session, client: Client) -> dict[str, Any]:
         **ClientDetails.of(client).as_dict(),
         "secret_created_at": _iso(status.created_at if status else None),
         "previous_secret_valid_until": _iso(status.previous_valid_until if status else None),
-        "access_list": access_lists.shown(db, client),
+        "access_list": access_lists.shown(db, client, to_staff=True),
     }
 
 

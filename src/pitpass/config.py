@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     signing_key_days: int = Field(default=90, ge=1, le=3650)  # scheduled key rotation
     redis_url: str | None = None
     redis_key_prefix: str = "pitpass"  # lets several deployments share one Redis
+    # Every storage call's deadline: past it the request is answered 503 (docs/decisions.md
+    # "Deadlines on storage").
+    storage_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
 
     smtp_host: str | None = None
     smtp_port: int = Field(default=587, ge=1, le=65535)
@@ -109,16 +112,27 @@ class Settings(BaseSettings):
     web_session_hours: int = Field(default=12, ge=1, le=24 * 30)
     signin_failures_per_account: str = "5/15 minutes"
     signin_failures_per_ip: str = "30/15 minutes"
+    # Issue #11: limits that an outsider cannot turn into a lock-out (docs/decisions.md).
+    signin_failures_per_account_ip: str = "5/15 minutes"
+    signin_code_failures_per_member: str = "10/hour"
+    signin_codes_per_member: str = "5/15 minutes"
+    signup_notices_per_email: str = "3/hour"
+    access_list_adds_per_developer: str = "10/hour"
     forwarded_allow_ips: str = "127.0.0.1"
     # `pitpass serve`'s connections (serving.py): the request line and headers may take
     # this many bytes (else 431), and must arrive within this many seconds (else closed).
     max_header_bytes: int = Field(default=16 * 1024, ge=4 * 1024, le=1024 * 1024)
     header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # Lets a scraper elsewhere read /metrics (loopback needs none; metrics.py).
+    metrics_token: SecretStr | None = None
 
     # The protocol (PRODUCT.md §4).
     authorization_code_seconds: int = Field(default=60, ge=10, le=600)
     password_limited_rate: str = "10/hour"  # noqa: S105 - per client and username
     client_auth_failures_per_client: str = "20/minute"
+    # A spent refresh token whose successor was never used counts as the client's retry
+    # this long after the rotation (core/policy.is_retry_of_unanswered_rotation); 0: never.
+    refresh_retry_seconds: int = Field(default=60, ge=0, le=600)
 
     # The developer program (PRODUCT.md §3).
     request_due_days: int = Field(default=10, ge=1, le=90)
@@ -165,7 +179,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("secret_key")
+    @field_validator("secret_key", "metrics_token")
     @classmethod
     def _secret_key_is_long(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < MIN_SECRET_KEY_LENGTH:
@@ -187,6 +201,11 @@ class Settings(BaseSettings):
     @field_validator(
         "signin_failures_per_account",
         "signin_failures_per_ip",
+        "signin_failures_per_account_ip",
+        "signin_code_failures_per_member",
+        "signin_codes_per_member",
+        "signup_notices_per_email",
+        "access_list_adds_per_developer",
         "password_limited_rate",
         "client_auth_failures_per_client",
     )

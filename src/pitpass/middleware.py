@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pitpass.core.policy import ERRORS, error_uri
 from pitpass.logs import request_id_var
+from pitpass.metrics import observe_request
 
 access_log = logging.getLogger("pitpass.access")
 
@@ -143,6 +144,8 @@ class RequestContextMiddleware:
             else:
                 await _send_server_error(send_with_headers, request_id)
         finally:
+            elapsed = time.perf_counter() - started
+            observe_request(scope, status, elapsed)
             # The path only: query strings may carry codes and tokens.
             access_log.info(
                 "request",
@@ -150,7 +153,7 @@ class RequestContextMiddleware:
                     "method": scope.get("method"),
                     "path": scope.get("path"),
                     "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "duration_ms": round(elapsed * 1000, 2),
                 },
             )
             request_id_var.reset(token)

@@ -82,6 +82,6 @@ class Stage:
 
 @pytest.fixture
 def stage(chromium: Browser, tmp_path: Path) -> Iterator[Stage]:
-    extra = {"PITPASS_SIGNIN_FAILURES_PER_ACCOUNT": "3/15 minutes"}
+    extra = {"PITPASS_SIGNIN_FAILURES_PER_ACCOUNT_IP": "3/15 minutes"}
     with smtp_server() as (mailbox, port), live_server(tmp_path, smtp_env(port) | extra) as server:
         yield Stage(server, mailbox, chromium)

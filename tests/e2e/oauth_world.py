@@ -70,7 +70,12 @@ class World:
         return httpx.Client(base_url=self.base, follow_redirects=False, timeout=30)
 
     def sign_in(
-        self, browser: httpx.Client, email: str, next_path: str = "/account", verify: bool = False
+        self,
+        browser: httpx.Client,
+        email: str,
+        next_path: str = "/account",
+        verify: bool = False,
+        remember: bool = False,
     ) -> httpx.Response:
         """Password, then the emailed code; returns the redirect to `next_path`."""
         sent = self.mailbox.count_for(email)
@@ -95,7 +100,10 @@ class World:
         page = browser.get("/signin/code")
         csrf = CSRF_FIELD.search(page.text)
         assert csrf
-        done = browser.post("/signin/code", data={"csrf_token": csrf.group(1), "code": code})
+        fields = {"csrf_token": csrf.group(1), "code": code} | (
+            {"remember": "1"} if remember else {}
+        )
+        done = browser.post("/signin/code", data=fields)
         assert done.status_code == 303, done.text
         return done
 

@@ -158,9 +158,61 @@ def test_access_list_through_the_api(site: Site, apis: tuple[Api, Api]) -> None:
     by_staff = staff.post(f"/staff/clients/{client_id}/access-list", {"member": "100004"})
     assert {e["state"] for e in by_staff.json()} == {"pending", "active"}
     removed = dev.delete(f"/clients/{client_id}/access-list/racer@example.com")
-    assert [e["email"] for e in removed.json()] == ["second@example.com"]
+    assert [e["customer_id"] for e in removed.json()] == [100004]
     disabled = staff.post(f"/staff/clients/{client_id}/disable")
     assert disabled.json()["disabled"] is True
+
+
+def test_access_list_shows_a_developer_no_email(site: Site, apis: tuple[Api, Api]) -> None:
+    """Issue #11, defect 8: adding by customer id (here a staff member's) answers with the
+    customer id and state; the name only once the member accepted; emails to staff only."""
+    dev, staff = apis
+    tool = LEAGUE | {
+        "client_name": "Quiet Tool",
+        "grant_types": ["password_limited"],
+        "redirect_uris": [],
+        "developer_name": "",
+        "client_uri": "",
+    }
+    request_id = dev.post("/requests", tool).json()["id"]
+    client_id = staff.post(f"/staff/requests/{request_id}/approve").json()["client_id"]
+    staff_id = staff.me["customer_id"]
+    added = dev.post(f"/clients/{client_id}/access-list", {"member": str(staff_id)})
+    assert added.status_code == 201
+    assert added.json() == [
+        {"email": None, "customer_id": staff_id, "display_name": None, "state": "pending"}
+    ]
+    again = dev.post(f"/clients/{client_id}/access-list", {"member": str(staff_id)})
+    assert again.status_code == 400 and STAFF not in again.text
+    listed = dev.get(f"/clients/{client_id}/access-list")
+    assert STAFF not in listed.text
+    seen_by_staff = staff.post(f"/staff/clients/{client_id}/access-list", {"member": DEV})
+    assert STAFF in seen_by_staff.text  # staff see the emails
+
+
+def test_access_list_additions_are_throttled_per_developer(site_factory: Any, backend: Any) -> None:
+    site = site_factory(backend, access_list_adds_per_developer="2/hour")
+    site.add_member(DEV)
+    site.add_member(STAFF, staff=True)
+    developer, staffer = site.browser(), site.browser()
+    site.sign_in(developer, DEV)
+    site.sign_in(staffer, STAFF)
+    dev, staff = Api(developer), Api(staffer)
+    tool = LEAGUE | {"grant_types": ["password_limited"], "redirect_uris": [], "client_uri": ""}
+    request_id = dev.post("/requests", tool).json()["id"]
+    client_id = staff.post(f"/staff/requests/{request_id}/approve").json()["client_id"]
+    for walked in (999001, 999002):
+        assert (
+            dev.post(f"/clients/{client_id}/access-list", {"member": str(walked)}).status_code
+            == 400
+        )
+    refused = dev.post(
+        f"/clients/{client_id}/access-list", {"member": str(staff.me["customer_id"])}
+    )
+    assert refused.status_code == 429
+    assert refused.json()["error"] == "too_many_requests"
+    assert int(refused.headers["retry-after"]) > 0
+    assert dev.get(f"/clients/{client_id}/access-list").json() == []
 
 
 def test_openapi_document_and_docs_page(site: Site) -> None:

@@ -197,7 +197,9 @@ def test_approve_and_access_list_commands(env: dict[str, str]) -> None:
     added = run_cli(env, "access-list", "add", "pit-wall", "dev@example.com", "--as", STAFF)
     assert added.returncode == 0, added.stderr
     listed = json.loads(run_cli(env, "access-list", "show", "pit-wall", "--json").stdout)
-    assert listed == [{"email": "dev@example.com", "customer_id": 100002, "state": "active"}]
+    assert listed == [
+        {"email": "dev@example.com", "customer_id": 100002, "display_name": "X", "state": "active"}
+    ]
     again = run_cli(env, "access-list", "add", "pit-wall", "100002", "--as", STAFF)
     assert again.stderr.strip() == "pitpass: member: dev@example.com is already on the access list"
     removed = run_cli(env, "access-list", "remove", "pit-wall", "dev@example.com", "--as", STAFF)

@@ -25,9 +25,16 @@ def dsn() -> Iterator[str]:
         yield url
 
 
-def lending(dsn: str, size: int, work: Callable[[ConnectionLender], Awaitable[T]]) -> T:
+def lending(
+    dsn: str,
+    size: int,
+    work: Callable[[ConnectionLender], Awaitable[T]],
+    deadline_seconds: float = 5.0,
+) -> T:
     async def run() -> T:
-        lender = ConnectionLender(dsn, size, connect_timeout=5, server_settings={})
+        lender = ConnectionLender(
+            dsn, size, connect_timeout=5, server_settings={}, deadline_seconds=deadline_seconds
+        )
         try:
             return await work(lender)
         finally:
@@ -127,7 +134,7 @@ def test_a_connection_left_in_a_transaction_is_not_lent_again(dsn: str) -> None:
             first = await connection.fetchval("SELECT pg_backend_pid()")
             await connection.execute("BEGIN")
         async with lender.connection() as connection:
-            assert not connection.is_in_transaction()
+            assert not connection.connection.is_in_transaction()
             second = await connection.fetchval("SELECT pg_backend_pid()")
         return first, second
 
@@ -151,3 +158,61 @@ def test_after_close_borrowing_is_refused_as_storage_unavailable(dsn: str) -> No
 async def _borrow_and_query(lender: ConnectionLender) -> int:
     async with lender.connection() as connection:
         return int(await connection.fetchval("SELECT 1"))
+
+
+def test_a_connection_whose_statement_was_cancelled_is_not_lent_again(dsn: str) -> None:
+    """Issue #11: a connection cut or cancelled mid-statement, lent again, failed its next
+    borrower ("cannot switch to state 12"). It is closed instead, its place reused."""
+
+    async def work(lender: ConnectionLender) -> tuple[int, int, int]:
+        async with lender.connection() as connection:
+            first = await connection.fetchval("SELECT pg_backend_pid()")
+            statement = asyncio.ensure_future(connection.execute("SELECT pg_sleep(30)"))
+            await asyncio.sleep(0.1)  # the statement is on the server
+            statement.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await statement
+        async with lender.connection() as connection:
+            second = await connection.fetchval("SELECT pg_backend_pid()")
+            assert await connection.fetchval("SELECT 1") == 1
+        return first, second, lender.opened
+
+    first, second, opened = lending(dsn, 1, work)
+    assert first != second and opened == 1
+
+
+def test_a_statement_past_the_deadline_fails_as_storage_unavailable(dsn: str) -> None:
+    """Defect 4 of issue #11: a statement ends by the borrowing's deadline, with an error
+    the endpoints answer 503 (the client's timeout or the server's statement_timeout)."""
+    from pitpass.storage import STORAGE_UNAVAILABLE_ERRORS
+
+    async def work(lender: ConnectionLender) -> None:
+        async with lender.connection() as connection:
+            with pytest.raises(STORAGE_UNAVAILABLE_ERRORS):
+                await connection.execute("SELECT pg_sleep(30)")
+        async with lender.connection() as connection:
+            assert await connection.fetchval("SELECT 1") == 1
+
+    lending(dsn, 1, work, deadline_seconds=0.5)
+
+
+def test_waiting_for_a_connection_ends_at_the_deadline(dsn: str) -> None:
+    async def work(lender: ConnectionLender) -> None:
+        held = asyncio.Event()
+
+        async def hold_the_only_connection() -> None:
+            async with lender.connection():
+                held.set()
+                await asyncio.sleep(1.5)
+
+        holder = asyncio.ensure_future(hold_the_only_connection())
+        await held.wait()
+        with pytest.raises(TimeoutError):
+            async with lender.connection():
+                pass
+        await holder
+        async with lender.connection() as connection:  # the place was freed, not lost
+            assert await connection.fetchval("SELECT 1") == 1
+        assert lender.opened == 1
+
+    lending(dsn, 1, work, deadline_seconds=0.5)

@@ -17,6 +17,7 @@ from pitpass.db.models import (
     Client,
     ClientSecret,
     MailMessage,
+    Member,
     RegistrationRequest,
     utcnow,
 )
@@ -534,3 +535,69 @@ def test_no_secret_or_masked_secret_in_the_database_or_logs_after_issuance(
         for form in (secret, mask_secret(secret, client_id)):
             assert form not in dump
             assert form not in logs
+
+
+def customer_id_of(site: Site, email: str) -> str:
+    with site.context.session() as db:
+        member = db.scalar(select(Member).where(Member.email == email))
+        assert member is not None
+        return str(member.customer_id)
+
+
+def test_adding_by_customer_id_shows_the_developer_no_email(site: Site, people: Any) -> None:
+    """Issue #11, defect 8: the portal never shows a developer the email of a member they
+    added by customer id (staff included); the name appears once the member accepts."""
+    developer, _staff = people
+    client_id = approve(site, _staff, DATA_TOOL, developer)
+    page, action = f"/portal/clients/{client_id}", f"/portal/clients/{client_id}/access"
+    staff_id = customer_id_of(site, STAFF)
+    added = post_form(site, developer, page, action, member_reference=staff_id)
+    assert added.status_code == 303
+    listed = developer.get(page).text
+    assert STAFF not in listed and "Sam Staff" not in listed
+    assert staff_id in listed and "waiting for acceptance" in listed
+    again = post_form(site, developer, page, action, member_reference=staff_id)
+    assert again.status_code == 400 and "already on the access list" in again.text
+    assert STAFF not in again.text
+    site.add_member("racer@example.com", name="Rae Racer")
+    racer_id = customer_id_of(site, "racer@example.com")
+    post_form(site, developer, page, action, member_reference=racer_id)
+    racer = site.browser()
+    site.sign_in(racer, "racer@example.com")
+    account = racer.get("/account")
+    entry_id = re.findall(r"/account/access/(\d+)/accept", account.text)[0]
+    racer.post(f"/account/access/{entry_id}/accept", data={"csrf_token": site.csrf_of(account)})
+    accepted = developer.get(page).text
+    assert "Rae Racer" in accepted and "racer@example.com" not in accepted
+    assert STAFF in _staff.get(f"/console/clients/{client_id}").text  # staff still see it
+
+
+def test_a_developer_cannot_walk_the_customer_ids(site_factory: Any, backend: Any) -> None:
+    """Every addition a developer tries counts, found or not; past the limit: 429 and
+    Retry-After beside the field."""
+    site = site_factory(backend, access_list_adds_per_developer="3/hour")
+    site.add_member(DEV, name="Dana Dev")
+    site.add_member(STAFF, staff=True, name="Sam Staff")
+    developer, staff = site.browser(), site.browser()
+    site.sign_in(developer, DEV)
+    site.sign_in(staff, STAFF)
+    client_id = approve(site, staff, DATA_TOOL, developer)
+    page, action = f"/portal/clients/{client_id}", f"/portal/clients/{client_id}/access"
+    walked = [
+        post_form(site, developer, page, action, member_reference=str(customer_id)).status_code
+        for customer_id in (999001, 999002, 999003)
+    ]
+    assert walked == [400, 400, 400]
+    refused = post_form(site, developer, page, action, member_reference=customer_id_of(site, STAFF))
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) > 0
+    assert "too many access-list additions" in refused.text
+    assert count(site, AccessListEntry) == 0
+    by_staff = post_form(
+        site,
+        staff,
+        f"/console/clients/{client_id}",
+        f"/console/clients/{client_id}/access-add",
+        member_reference=DEV,
+    )
+    assert by_staff.status_code == 303  # staff act on members' requests: not throttled

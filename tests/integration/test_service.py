@@ -21,6 +21,7 @@ from pitpass.db.models import Base, SigningKey
 from pitpass.logs import configure_logging
 from pitpass.services import keys, members
 from pitpass.services.crypto import Keyring, SealError
+from pitpass.storage import token_store
 from tests.conftest import Site
 from tests.support import free_port
 
@@ -66,15 +67,41 @@ def test_cookies_are_secure_behind_https(site_factory: Any, sqlite_backend: Any)
 def test_health_and_readiness(sqlite_site: Site) -> None:
     browser = sqlite_site.browser()
     assert browser.get("/healthz").json() == {"status": "ok"}
-    assert browser.get("/readyz").json() == {"status": "ok", "database": "ok"}
+    assert browser.get("/readyz").json() == {"status": "ok", "database": "ok", "redis": "ok"}
 
 
 def test_readiness_reports_an_unreachable_database(site_factory: Any, sqlite_backend: Any) -> None:
     site = site_factory(sqlite_backend)
-    site.context.engine = make_engine(f"postgresql://nobody@127.0.0.1:{free_port()}/gone")
+    gone = make_engine(f"postgresql://nobody@127.0.0.1:{free_port()}/gone")
+    site.app.state.oauth.store = token_store(gone)
     response = site.browser().get("/readyz")
     assert response.status_code == 503
-    assert response.json()["database"] == "unreachable"
+    assert response.json() == {"status": "unavailable", "database": "unreachable", "redis": "ok"}
+
+
+def test_readiness_reports_an_unreachable_redis(site_factory: Any, sqlite_backend: Any) -> None:
+    """Issue #11: /readyz said ready while Redis was down."""
+    site = site_factory(sqlite_backend, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    response = site.browser().get("/readyz")
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable", "database": "ok", "redis": "unreachable"}
+
+
+def test_with_redis_down_sign_in_is_a_503_page_and_client_auth_failures_still_fail(
+    site_factory: Any, sqlite_backend: Any
+) -> None:
+    """Issue #11: with Redis down, sign-in answered 500. Its throttles fail closed (a 503
+    page); client-authentication failure counting fails open (the failure stays a failure)."""
+    site = site_factory(sqlite_backend, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    site.add_member("ana@example.com")
+    refused = site.start_sign_in(site.browser(), "ana@example.com")
+    assert refused.status_code == 503
+    assert "Temporarily unavailable" in refused.text
+    token = site.browser().post(
+        "/oauth2/token",
+        data={"grant_type": "refresh_token", "refresh_token": "x", "client_id": "nobody"},
+    )
+    assert token.json()["error"] == "invalid_client"
 
 
 def test_unknown_page_is_a_404_page(sqlite_site: Site) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
 from pitpass.db.models import AuditEvent, RememberedBrowser, SignInChallenge, WebSession, utcnow
@@ -200,15 +201,16 @@ def test_sign_out_needs_the_csrf_token(site: Site) -> None:
     assert browser.get("/account").status_code == 200
 
 
-def test_repeated_failures_per_account_are_throttled_with_a_time(
+def test_repeated_failures_per_account_and_address_are_throttled_with_a_time(
     site_factory: Any, backend: Any
 ) -> None:
-    site = site_factory(backend, signin_failures_per_account="3/15 minutes")
+    site = site_factory(backend, signin_failures_per_account_ip="3/15 minutes")
     site.add_member(EMAIL)
     browser = site.browser()
     for _ in range(3):
         assert site.start_sign_in(browser, EMAIL, "wrong password here").status_code == 400
-    throttled = site.start_sign_in(browser, EMAIL, GOOD_PASSWORD)  # even the right one waits
+    # From this address even the right password waits (it may be the guesser's own).
+    throttled = site.start_sign_in(browser, EMAIL, GOOD_PASSWORD)
     assert throttled.status_code == 429
     assert "Too many failed sign-in attempts. Try again in 15 minutes." in throttled.text
     assert 0 < int(throttled.headers["retry-after"]) <= 900
@@ -232,8 +234,8 @@ def test_repeated_failures_per_ip_are_throttled_across_accounts(
 
 def test_throttle_counters_are_shared_between_instances(site_factory: Any, backend: Any) -> None:
     """With Redis, two processes see one count (PRODUCT.md §6); in-process limits are per app."""
-    first = site_factory(backend, signin_failures_per_account="2/15 minutes")
-    second = site_factory(backend, signin_failures_per_account="2/15 minutes")
+    first = site_factory(backend, signin_failures_per_account_ip="2/15 minutes")
+    second = site_factory(backend, signin_failures_per_account_ip="2/15 minutes")
     first.add_member(EMAIL)
     first.start_sign_in(first.browser(), EMAIL, "wrong password here")
     second.start_sign_in(second.browser(), EMAIL, "wrong password here")
@@ -251,3 +253,77 @@ def test_disabled_member_cannot_sign_in(site: Site) -> None:
     response = site.start_sign_in(site.browser(), EMAIL)
     assert response.status_code == 400
     assert "This account is disabled" in response.text
+
+
+def browser_at(site: Site, address: str) -> TestClient:
+    """A browser whose requests come from `address`."""
+    return TestClient(site.app, follow_redirects=False, client=(address, 50000))
+
+
+def test_failures_from_elsewhere_never_lock_the_member_out(site_factory: Any, backend: Any) -> None:
+    """Issue #11, defect 10: a guesser elsewhere throttles only their own address; past the
+    account's ceiling the right password still signs in, with the emailed code even on a
+    remembered browser; the code clears the ceiling."""
+    site = site_factory(backend, signin_failures_per_account="3/hour")
+    site.add_member(EMAIL)
+    member = browser_at(site, "198.51.100.20")
+    site.sign_in(member, EMAIL, remember=True)
+    site.submit(member, "/account", "/signout")
+    guesser = browser_at(site, "203.0.113.7")
+    for _ in range(3):
+        assert site.start_sign_in(guesser, EMAIL, "wrong password here").status_code == 400
+    sent = site.mailbox.count_for(EMAIL)
+    again = site.start_sign_in(member, EMAIL, GOOD_PASSWORD)
+    assert again.status_code == 303
+    assert again.headers["location"] == "/signin/code"  # the remembered browser is not enough
+    code = site.mailbox.code_for(EMAIL, sent + 1)
+    assert site.submit(member, "/signin/code", "/signin/code", code=code).status_code == 303
+    site.submit(member, "/account", "/signout")
+    remembered = site.start_sign_in(member, EMAIL, GOOD_PASSWORD)
+    assert remembered.headers["location"] == "/account"  # the ceiling was cleared
+
+
+def test_an_ipv6_guesser_is_counted_by_network(site_factory: Any, backend: Any) -> None:
+    site = site_factory(backend, signin_failures_per_account_ip="2/15 minutes")
+    site.add_member(EMAIL)
+    for host in ("2001:db8:1:2::a", "2001:db8:1:2::b"):
+        site.start_sign_in(browser_at(site, host), EMAIL, "wrong password here")
+    same_network = site.start_sign_in(browser_at(site, "2001:db8:1:2::c"), EMAIL, GOOD_PASSWORD)
+    assert same_network.status_code == 429
+    other_network = site.start_sign_in(browser_at(site, "2001:db8:1:3::a"), EMAIL, GOOD_PASSWORD)
+    assert other_network.status_code == 303
+
+
+def test_wrong_codes_are_limited_across_codes(site: Site) -> None:
+    """Issue #11, defect 10: a fresh code no longer brings fresh guesses. By default 5 tries
+    a code and 10 wrong codes an hour per member: the third code is refused, even right."""
+    site.add_member(EMAIL)
+    browser = site.browser()
+    for nth in (1, 2):
+        site.start_sign_in(browser, EMAIL)
+        real = site.mailbox.code_for(EMAIL, nth)
+        wrong = "000000" if real != "000000" else "111111"
+        for _ in range(5):
+            site.submit(browser, "/signin/code", "/signin/code", code=wrong)
+    site.start_sign_in(browser, EMAIL)
+    third = site.mailbox.code_for(EMAIL, 3)
+    refused = site.submit(browser, "/signin/code", "/signin/code", code=third)
+    assert refused.status_code == 429
+    assert 0 < int(refused.headers["retry-after"]) <= 3600
+    assert "Too many wrong codes for this account. Try again in" in refused.text
+    assert count(site, WebSession) == 0
+
+
+def test_codes_mailed_per_member_are_limited(site: Site) -> None:
+    """By default 5 codes per member in 15 minutes; then the password step says to wait."""
+    site.add_member(EMAIL)
+    browser = site.browser()
+    for _ in range(5):
+        assert site.start_sign_in(browser, EMAIL).headers["location"] == "/signin/code"
+    site.mailbox.code_for(EMAIL, 5)
+    refused = site.start_sign_in(browser, EMAIL)
+    assert refused.status_code == 429
+    assert 0 < int(refused.headers["retry-after"]) <= 900
+    assert "We have sent this account several codes already" in refused.text
+    assert count(site, SignInChallenge) == 5
+    assert site.mailbox.count_for(EMAIL) == 5

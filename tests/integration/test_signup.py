@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import func, select
 
 from pitpass.db.models import Member
+from pitpass.http.cookies import CHALLENGE_COOKIE
 from tests.conftest import GOOD_PASSWORD, Site
 
 
@@ -40,13 +42,53 @@ def test_sign_up_confirms_the_address_with_a_code(sqlite_site: Site) -> None:
         assert member.email_verified_at is not None
 
 
-def test_duplicate_email_is_refused_beside_the_field(site: Site) -> None:
+def _code_page_without_tokens(browser: Any) -> str:
+    page = browser.get("/signin/code")
+    assert page.status_code == 200
+    return re.sub(r'name="csrf_token" value="[^"]+"', "", page.text)
+
+
+def test_sign_up_answers_alike_whether_or_not_the_email_has_an_account(site: Site) -> None:
+    """Issue #11, defect 10: no account enumeration. Both get a code page (same status,
+    cookie, page); the new address gets a code, the owner a mail saying someone tried."""
+    site.add_member("taken@example.com", name="Tia Taken")
+    taken, fresh = site.browser(), site.browser()
+    answers = [
+        sign_up(site, taken, email="TAKEN@example.com"),
+        sign_up(site, fresh, email="tabby@example.com"),
+    ]
+    assert [a.status_code for a in answers] == [303, 303]
+    assert [a.headers["location"] for a in answers] == ["/signin/code", "/signin/code"]
+    cookies = [a.headers["set-cookie"].split("=", 1)[0] for a in answers]
+    assert cookies[0] == cookies[1] == CHALLENGE_COOKIE
+    assert len(taken.cookies[CHALLENGE_COOKIE]) == len(fresh.cookies[CHALLENGE_COOKIE])
+    assert _code_page_without_tokens(taken) == _code_page_without_tokens(fresh)
+    notice = site.mailbox.wait_for("taken@example.com")
+    assert "Someone tried to create a Pitpass account" in notice["Subject"]
+    assert "/signin" in str(notice.get_payload(decode=True))
+    site.mailbox.code_for("tabby@example.com")
+    assert members_count(site) == 2  # no second account for the taken address
+    wrong = [site.submit(b, "/signin/code", "/signin/code", code="123456") for b in (taken, fresh)]
+    assert [w.status_code for w in wrong] == [400, 400]
+    assert "That code is not right. 4 tries left." in wrong[0].text
+
+
+def test_sign_up_with_a_taken_email_cannot_spend_the_owners_code_tries(
+    site_factory: Any, sqlite_backend: Any
+) -> None:
+    site = site_factory(
+        sqlite_backend, signin_code_failures_per_member="2/hour", signup_notices_per_email="1/hour"
+    )
     site.add_member("taken@example.com")
-    response = sign_up(site, site.browser(), email="TAKEN@example.com")
-    assert response.status_code == 400
-    assert 'id="email-error"' in response.text
-    assert "An account with this email already exists" in response.text
-    assert members_count(site) == 1
+    prober = site.browser()
+    for _ in range(2):
+        sign_up(site, prober, email="taken@example.com")
+        for _ in range(3):
+            site.submit(prober, "/signin/code", "/signin/code", code="123456")
+    site.mailbox.wait_for("taken@example.com")
+    owner = site.browser()
+    assert site.sign_in(owner, "taken@example.com").headers["location"] == "/account"
+    assert site.mailbox.count_for("taken@example.com") == 2  # one notice, one code
 
 
 def test_weak_password_is_refused_beside_the_field(sqlite_site: Site) -> None:

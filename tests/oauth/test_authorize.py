@@ -243,3 +243,87 @@ class TestRFC6749Authorize:
 
 def _next_of(response: httpx.Response) -> str:
     return parse_qs(urlsplit(response.headers["location"]).query)["next"][0]
+
+
+class TestPromptVerifyNeedsTheEmailedCode:
+    """Issue #11, defect 7: only values the server signed prove the emailed code was typed
+    for this request; a parameter an attacker adds to the URL or the consent form does not."""
+
+    @staticmethod
+    def verify_query(client_id: str, mark: str | None) -> dict[str, str]:
+        query = {
+            "client_id": client_id,
+            "redirect_uri": CALLBACK,
+            "response_type": "code",
+            "prompt": "verify",
+        }
+        return query | ({"pitpass_verified_after": mark} if mark is not None else {})
+
+    @staticmethod
+    def assert_sent_to_the_code(response: httpx.Response) -> None:
+        assert response.status_code == 303, response.text
+        location = response.headers["location"]
+        assert location.startswith("/signin?") and "verify=1" in location
+        assert "code=" not in location
+
+    @pytest.mark.parametrize(
+        "forged", ["0", "1", "99999999999", "", "-1", "abc", "IjEi.Zm9v.YmFy", "0 0"]
+    )
+    def test_forged_marks_in_the_url_get_no_code(self, world: World, forged: str) -> None:
+        client_id, _s, email, browser = fresh(world)
+        world.authorization_code(browser, client_id)  # consented, so a code would follow
+        sent = world.mailbox.count_for(email)
+        response = browser.get("/oauth2/authorize", params=self.verify_query(client_id, forged))
+        self.assert_sent_to_the_code(response)
+        assert world.mailbox.count_for(email) == sent  # nothing happened without the code
+
+    def test_a_mark_for_another_client_gets_no_code(self, world: World) -> None:
+        client_id, _s, email, browser = fresh(world)
+        other_id, _o = world.client(f"Other Client {client_id}")
+        other = browser.get("/oauth2/authorize", params=self.verify_query(other_id, None))
+        other_mark = parse_qs(urlsplit(_next_of(other)).query)["pitpass_verified_after"][0]
+        world.sign_in(browser, email, next_path=_next_of(other), verify=True)
+        world.authorization_code(browser, client_id)
+        response = browser.get("/oauth2/authorize", params=self.verify_query(client_id, other_mark))
+        self.assert_sent_to_the_code(response)
+
+    def test_forged_mark_in_the_consent_form_gets_no_code(self, world: World) -> None:
+        client_id, _s, _e, browser = fresh(world)
+        page = browser.get(
+            "/oauth2/authorize",
+            params={"client_id": client_id, "redirect_uri": CALLBACK, "response_type": "code"},
+        )
+        csrf = parse_qs(
+            "csrf_token=" + page.text.split('name="csrf_token" value="')[1].split('"')[0]
+        )["csrf_token"][0]
+        for mark in (None, "0"):
+            approved = browser.post(
+                "/oauth2/authorize",
+                data=self.verify_query(client_id, mark)
+                | {"decision": "approve", "csrf_token": csrf},
+            )
+            self.assert_sent_to_the_code(approved)
+
+    def test_a_remembered_browser_does_not_satisfy_prompt_verify(self, world: World) -> None:
+        """A fresh web session opened by a remembered browser (no code typed) after the
+        request began is not proof: the old rule compared only the session's time."""
+        client_id, _s, email, browser = fresh(world)
+        browser.cookies.delete("pitpass_session")
+        world.sign_in(browser, email, remember=True)
+        world.authorization_code(browser, client_id)
+        first = browser.get("/oauth2/authorize", params=self.verify_query(client_id, None))
+        self.assert_sent_to_the_code(first)
+        browser.cookies.delete("pitpass_session")  # the session ends; the browser stays known
+        remembered = world.sign_in(browser, email, next_path=_next_of(first))
+        assert remembered.headers["location"] == _next_of(first)  # no code was asked
+        again = browser.get(remembered.headers["location"])
+        self.assert_sent_to_the_code(again)
+
+    def test_the_emailed_code_then_consent_still_gives_a_code(self, world: World) -> None:
+        client_id, _s, email, browser = fresh(world)
+        first = browser.get("/oauth2/authorize", params=self.verify_query(client_id, None))
+        signed_in = world.sign_in(browser, email, next_path=_next_of(first), verify=True)
+        page = browser.get(signed_in.headers["location"])
+        assert page.status_code == 200 and "decision" in page.text
+        approved = world.consent(browser, page)
+        assert approved.status_code == 302 and "code=" in approved.headers["location"]

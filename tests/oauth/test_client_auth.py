@@ -63,3 +63,16 @@ def test_failed_client_authentication_is_throttled(site_factory: Any, sqlite_bac
     # The right secret is never kept waiting (only failures touch the limiter).
     good = here.redeem(browser, client_id, secret, here.mint_code(site, client_id, member_id))
     assert good.status_code == 200
+
+
+def test_basic_credentials_that_are_not_base64_ascii_are_invalid_request(world: World) -> None:
+    """Found by tests/fuzz: `Authorization: Basic` followed by non-ASCII bytes made
+    base64.b64decode raise ValueError (not binascii.Error), a 500 on every database."""
+    for credentials in (b"\xf1\xdc", "é:é".encode(), b"!!!"):
+        response = world.browser().post(
+            "/oauth2/token",
+            data={"grant_type": "refresh_token", "refresh_token": "x"},
+            headers={"Authorization": b"Basic " + credentials},
+        )
+        expect_error(response, "invalid_request", 400)
+        assert response.json()["error_description"] == "malformed HTTP Basic credentials"

@@ -27,16 +27,27 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+THROTTLED: dict[int | str, dict[str, Any]] = {
+    429: {"model": ErrorBody, "description": "Too many attempts; retry after Retry-After seconds"}
+}
+
+
 class ApiError(Exception):
     def __init__(
-        self, status: int, error: str, description: str, fields: list[FieldError] | None = None
+        self,
+        status: int,
+        error: str,
+        description: str,
+        fields: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(description)
         self.status = status
         self.body = ErrorBody(error=error, error_description=description, fields=fields or [])
+        self.headers = headers
 
     def response(self) -> JSONResponse:
-        return JSONResponse(self.body.model_dump(), status_code=self.status)
+        return JSONResponse(self.body.model_dump(), status_code=self.status, headers=self.headers)
 
 
 # Fields of the API's own bodies: RFC 7591's metadata error codes do not name them.
@@ -44,9 +55,17 @@ BODY_FIELDS = frozenset(MemberReference.model_fields) | frozenset(StaffMessage.m
 
 
 def from_service_error(error: ServiceError) -> ApiError:
-    """A conflict → 409; a field error → 400 with the RFC 7591 §3.2.2 code that fits."""
+    """A conflict → 409; throttled → 429 with Retry-After; a field error → 400 with
+    the RFC 7591 §3.2.2 code that fits."""
     if error.kind is ErrorKind.CONFLICT:
         return ApiError(409, "conflict", " ".join(error.errors.values()))
+    if error.kind is ErrorKind.THROTTLED:
+        return ApiError(
+            429,
+            "too_many_requests",
+            " ".join(error.errors.values()),
+            headers={"Retry-After": str(error.retry_after or 1)},
+        )
     fields = [
         FieldError(field=api_field(key), message=message)
         for key, message in client_details.without_summaries(error.errors).items()

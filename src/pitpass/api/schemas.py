@@ -229,8 +229,11 @@ class SecretOut(BaseModel):
 
 
 class AccessEntryOut(BaseModel):
-    email: str
+    email: str | None = Field(description="shown to staff only")
     customer_id: int
+    display_name: str | None = Field(
+        description="shown to staff, and to the developer once the member accepted"
+    )
     state: str = Field(description="active or pending (waiting for the member to accept)")
 
 

@@ -128,8 +128,8 @@ def client_out(db: Session, client: Client) -> ClientOut:
     return clients_out(db, [client])[0]
 
 
-def access_out(db: Session, client: Client) -> list[AccessEntryOut]:
-    return [AccessEntryOut(**row) for row in access_lists.shown(db, client)]
+def access_out(db: Session, client: Client, *, to_staff: bool) -> list[AccessEntryOut]:
+    return [AccessEntryOut(**row) for row in access_lists.shown(db, client, to_staff=to_staff)]
 
 
 def _access_client(db: Session, actor: Member, client_id: str, by_staff: bool) -> Client:
@@ -146,7 +146,7 @@ def add_access(
         _entry, _added, mail_ids = access_lists.add_to_access_list(
             context, db, client, reference, actor, by_staff=by_staff, ip=client_of(request).ip
         )
-        return access_out(db, client), context, mail_ids
+        return access_out(db, client, to_staff=by_staff), context, mail_ids
 
 
 def remove_access(
@@ -155,4 +155,4 @@ def remove_access(
     with unit_of_work(request) as (_context, db):
         client = _access_client(db, actor, client_id, by_staff)
         access_lists.remove_from_access_list(db, client, reference, actor, client_of(request).ip)
-        return access_out(db, client)
+        return access_out(db, client, to_staff=by_staff)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter, BackgroundTasks, Request
 
 from pitpass.api import staff
-from pitpass.api.errors import ERRORS, ApiError
+from pitpass.api.errors import ERRORS, THROTTLED, ApiError
 from pitpass.api.schemas import (
     AccessEntryOut,
     ClientMetadata,
@@ -212,7 +212,7 @@ def request_change(
 )
 def get_access_list(request: Request, client_id: str, member: Reader) -> list[AccessEntryOut]:
     with unit_of_work(request) as (_context, db):
-        return access_out(db, own_client(db, member, client_id))
+        return access_out(db, own_client(db, member, client_id), to_staff=False)
 
 
 @router.post(
@@ -220,6 +220,7 @@ def get_access_list(request: Request, client_id: str, member: Reader) -> list[Ac
     response_model=list[AccessEntryOut],
     status_code=201,
     tags=["access lists"],
+    responses=THROTTLED,
 )
 def add_to_access_list(
     request: Request,

@@ -96,6 +96,24 @@ LIFETIME_BOUNDS = {
 }
 
 
+def is_retry_of_unanswered_rotation(
+    spent_at: datetime, retired: bool, successor_used: bool, now: datetime, retry_seconds: int
+) -> bool:
+    """A spent refresh token presented again: a client retrying a rotation it never heard
+    back from (a timeout, a dropped connection, a server killed after its commit), rather
+    than a reuse (RFC 9700 §4.14.2)?
+
+    Yes while the token it was rotated into has never been used, within `retry_seconds`
+    of the rotation: the unused successor is then retired and a new one issued, so the
+    session still has one live refresh token. Once the successor was used, or later, it
+    is reuse as before, and so is any use of a successor a retry `retired`: had its answer
+    reached someone after all, that someone is not the client that retried.
+    docs/decisions.md "A rotation nobody heard" gives the trade-off."""
+    if retired or successor_used:
+        return False
+    return (now - spent_at).total_seconds() <= retry_seconds
+
+
 def session_expires_at(
     now: datetime, access_token_seconds: int, refresh_token_seconds: int
 ) -> datetime:

@@ -6,6 +6,8 @@ serves them is decided here, in one place.
 
 from __future__ import annotations
 
+import functools
+import math
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -33,18 +35,26 @@ def sqlite_path(plain_url: str) -> Path | None:
     return Path(database)
 
 
-def _tune_sqlite(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+DEFAULT_TIMEOUT_SECONDS = 5.0  # config.Settings.storage_timeout_seconds
+
+
+def _tune_sqlite(
+    dbapi_connection: sqlite3.Connection, _record: Any, busy_timeout_ms: int = 10000
+) -> None:
     # WAL lets readers work while one writer commits; busy_timeout makes a
-    # writer wait for the lock instead of failing at once.
+    # writer wait for the lock instead of failing at once (then: 503, storage/store.py).
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     cursor.close()
 
 
-def make_engine(plain_url: str) -> Engine:
+def make_engine(plain_url: str, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> Engine:
+    """The engine for `plain_url`; no statement waits longer than `timeout_seconds`
+    for a lock (SQLite), a connection or the server's answer (PostgreSQL)."""
+    milliseconds = max(1, round(timeout_seconds * 1000))
     if is_sqlite(plain_url):
         path = sqlite_path(plain_url)
         if path is not None:
@@ -55,9 +65,21 @@ def make_engine(plain_url: str) -> Engine:
             pool_size=16,
             max_overflow=16,
         )
-        event.listen(engine, "connect", _tune_sqlite)
+        event.listen(
+            engine, "connect", functools.partial(_tune_sqlite, busy_timeout_ms=milliseconds)
+        )
         return engine
-    return create_engine(driver_url(plain_url), pool_size=16, max_overflow=16, pool_pre_ping=True)
+    return create_engine(
+        driver_url(plain_url),
+        pool_size=16,
+        max_overflow=16,
+        pool_pre_ping=True,  # a connection cut by an outage is replaced, not handed out
+        pool_timeout=timeout_seconds,
+        connect_args={
+            "connect_timeout": max(1, math.ceil(timeout_seconds)),  # libpq: whole seconds
+            "options": f"-c statement_timeout={milliseconds}",
+        },
+    )
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -19,6 +19,7 @@ STATUS_TEXT: dict[int, StatusText] = {
     404: StatusText("Page not found", "not_found"),
     405: StatusText("Method not allowed", "method_not_allowed"),
     413: StatusText("Request too large", "request_too_large"),
+    503: StatusText("Temporarily unavailable", "temporarily_unavailable"),
 }
 OTHER = StatusText("Request refused", "error")
 MALFORMED = StatusText("Bad request", "invalid_request")

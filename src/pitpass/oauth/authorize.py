@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import secrets
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,18 +28,19 @@ from pitpass.core.redirect_uris import redirect_uri_matches
 from pitpass.db.models import Consent, Member, WebSession, utcnow
 from pitpass.http.caller import client_of
 from pitpass.http.context import app_context
+from pitpass.http.cookies import VERIFIED_COOKIE
 from pitpass.http.csrf import require_csrf
 from pitpass.http.members import browser_session, signin_url
 from pitpass.http.render import render
 from pitpass.oauth.requests import query_values, single_values
 from pitpass.oauth.responses import json_error, redirect_error, with_query
 from pitpass.oauth.runtime import OAuthRuntime
-from pitpass.services import audit
+from pitpass.services import audit, fresh_verification
 from pitpass.services.clients import by_client_id
 from pitpass.storage import sync
 from pitpass.storage.records import ClientRecord, NewCode
 
-VERIFY_MARKER = "pitpass_verified_after"  # our own parameter; clients never send it
+VERIFY_MARKER = fresh_verification.REQUEST_MARK
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class AuthorizationRequest:
     code_challenge: str | None
     code_challenge_method: str | None
     force_verify: bool
-    verified_after: int | None
+    verify_mark: str  # signed by us in _signin_first; anything else fails its check
     params: dict[str, str]
 
 
@@ -116,7 +116,6 @@ async def check_request(runtime: OAuthRuntime, params: dict[str, str]) -> Author
             raise fail("invalid_request", "code_challenge required: public clients must use PKCE")
     elif not pkce.is_well_formed(challenge):
         raise fail("invalid_request", "code_challenge must be 43-128 unreserved characters")
-    marker = params.get(VERIFY_MARKER, "")
     return AuthorizationRequest(
         client=client,
         redirect_uri=redirect_uri,
@@ -125,8 +124,9 @@ async def check_request(runtime: OAuthRuntime, params: dict[str, str]) -> Author
         code_challenge=challenge,
         code_challenge_method=(method or policy.DEFAULT_PKCE_METHOD) if challenge else None,
         force_verify="verify" in params.get("prompt", "").split(),
-        verified_after=int(marker) if marker.isdigit() else None,
-        params={k: v for k, v in params.items() if k != VERIFY_MARKER},
+        verify_mark=params.get(VERIFY_MARKER, ""),
+        # The mark stays in the consent form, whose POST is checked the same way.
+        params=params,
     )
 
 
@@ -190,18 +190,28 @@ def _signin_first(request: Request, auth: AuthorizationRequest) -> RedirectRespo
     params = dict(auth.params)
     if auth.force_verify:
         # prompt=verify: the emailed code again, whatever the browser remembers (PRODUCT.md §4).
-        params[VERIFY_MARKER] = str(int(time.time()) - 1)
+        mark = fresh_verification.request_mark(app_context(request), auth.client.client_id)
+        params[VERIFY_MARKER] = mark
     next_path = f"{request.url.path}?{urlencode(params)}"
     url = signin_url(next_path) + ("&verify=1" if auth.force_verify else "")
     return RedirectResponse(url, status_code=303)
 
 
-def _needs_signin(auth: AuthorizationRequest, web_session: WebSession | None) -> bool:
+def _needs_signin(
+    request: Request, auth: AuthorizationRequest, web_session: WebSession | None
+) -> bool:
     if web_session is None:
         return True
     if not auth.force_verify:
         return False
-    return auth.verified_after is None or web_session.verified_at.timestamp() < auth.verified_after
+    # Only values we signed count as proof (issue #11, defect 7): never a bare query parameter.
+    return not fresh_verification.proves_fresh_code(
+        app_context(request),
+        auth.client.client_id,
+        auth.verify_mark,
+        request.cookies.get(VERIFIED_COOKIE),
+        web_session.id,
+    )
 
 
 def _consent_page(
@@ -228,7 +238,7 @@ def _answer_request(
     """`GET /authorize` once the request checks out: sign in, consent, or a code."""
     with app_context(request).session() as db:
         web_session = _web_session(request, db)
-        if _needs_signin(auth, web_session):
+        if _needs_signin(request, auth, web_session):
             return _signin_first(request, auth)
         assert web_session is not None
         member = db.get(Member, web_session.member_id)
@@ -245,8 +255,9 @@ def _answer_consent(
     """`POST /authorize` once the request checks out: record the member's decision."""
     with app_context(request).session() as db:
         web_session = _web_session(request, db)
-        if web_session is None:
+        if _needs_signin(request, auth, web_session):
             return _signin_first(request, auth)
+        assert web_session is not None
         member = db.get(Member, web_session.member_id)
         assert member is not None
 

@@ -4,7 +4,6 @@ body or with HTTP Basic; public clients send their client_id alone."""
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 from urllib.parse import unquote_plus
 
@@ -25,7 +24,7 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
         # and so is a decoded text that is not UTF-8 (RFC 7617 §2.1).
         decoded = base64.b64decode(header[6:].strip().encode("ascii"), validate=True)
         text = decoded.decode("utf-8")
-    except (UnicodeError, binascii.Error):
+    except ValueError:  # binascii.Error and UnicodeError are ValueErrors
         raise OAuthError("invalid_request", "malformed HTTP Basic credentials") from None
     client_id, colon, secret = text.partition(":")
     if not colon:

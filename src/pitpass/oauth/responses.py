@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from pitpass.core.policy import ERRORS, OAuthError, error_uri
 from pitpass.oauth.runtime import OAuthRuntime, runtime_of
-from pitpass.storage import STORAGE_UNAVAILABLE_ERRORS
+from pitpass.services.outages import UNAVAILABLE_ERRORS, description, unavailable_kind
 
 log = logging.getLogger("pitpass.oauth")
 
@@ -29,8 +29,8 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 Handler = Callable[[Request, OAuthRuntime], Awaitable[Response]]
 
 
-def storage_unavailable() -> OAuthError:
-    return OAuthError("temporarily_unavailable", "storage is unavailable; retry shortly")
+def storage_unavailable(error: BaseException) -> OAuthError:
+    return OAuthError("temporarily_unavailable", description(error))
 
 
 def _error_body(
@@ -101,8 +101,8 @@ def redirect_error(
 
 
 def protocol_endpoint(handler: Handler) -> Endpoint:
-    """A plain Starlette endpoint whose OAuthError, or unavailable storage, becomes the
-    JSON error shape of PRODUCT.md §4."""
+    """A plain Starlette endpoint whose OAuthError, or an unavailable database or Redis
+    (services/outages.py), becomes the JSON error shape of PRODUCT.md §4."""
 
     async def endpoint(request: Request) -> Response:
         runtime = runtime_of(request)
@@ -110,9 +110,13 @@ def protocol_endpoint(handler: Handler) -> Endpoint:
             return await handler(request, runtime)
         except OAuthError as error:
             return json_error(runtime.issuer, error)
-        except STORAGE_UNAVAILABLE_ERRORS:
-            log.exception("protocol endpoint: storage unavailable")
-            return json_error(runtime.issuer, storage_unavailable())
+        except UNAVAILABLE_ERRORS as error:
+            log.warning(
+                "protocol endpoint: %s unavailable",
+                unavailable_kind(error),
+                extra={"error": type(error).__name__},
+            )
+            return json_error(runtime.issuer, storage_unavailable(error))
 
     endpoint.__name__ = handler.__name__
     return endpoint

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
+from pitpass.metrics import TemplatedRoute
 from pitpass.oauth import discovery, introspection, member_endpoints, revocation, token_endpoint
 from pitpass.oauth.responses import Handler, protocol_endpoint
 
@@ -12,7 +13,7 @@ def protocol_routes(issuer_path: str) -> list[Route]:
     base = issuer_path.rstrip("/")
 
     def route(path: str, handler: Handler, method: str) -> Route:
-        return Route(path, protocol_endpoint(handler), methods=[method])
+        return TemplatedRoute(path, protocol_endpoint(handler), methods=[method])
 
     return [
         route(f"{base}/token", token_endpoint.token, "POST"),

@@ -2,6 +2,9 @@
 
 A client with the password_limited flow signs in only the members on its
 list: staff additions are active at once, a developer's wait for the member.
+A developer never reads a member's email from us, and sees the display name only
+once the member accepted; their additions are throttled (docs/decisions.md,
+"What a developer sees of the members they add").
 """
 
 from __future__ import annotations
@@ -30,16 +33,33 @@ def access_list(db: Session, client: Client) -> list[tuple[AccessListEntry, Memb
     return [(entry, member) for entry, member in rows]
 
 
-def shown(db: Session, client: Client) -> list[dict[str, Any]]:
-    """The list as API and CLI show it; a member is pending until they accept."""
-    return [
-        {
-            "email": member.email,
-            "customer_id": member.customer_id,
-            "state": "active" if entry.accepted_at else "pending",
-        }
-        for entry, member in access_list(db, client)
-    ]
+def shown(db: Session, client: Client, *, to_staff: bool) -> list[dict[str, Any]]:
+    """The list as pages, API and CLI show it; a member is pending until they accept.
+    Staff see emails; a developer the customer id, and the name once accepted."""
+    rows = []
+    for entry, member in access_list(db, client):
+        accepted = entry.accepted_at is not None
+        rows.append(
+            {
+                "email": member.email if to_staff else None,
+                "customer_id": member.customer_id,
+                "display_name": member.display_name if to_staff or accepted else None,
+                "state": "active" if accepted else "pending",
+            }
+        )
+    return rows
+
+
+def _take_developer_addition(ctx: AppContext, actor: Member) -> None:
+    """Every addition a developer tries counts, found or not: walking the customer ids
+    (add, remove, add the next) is slow, and so are invitation mails to strangers."""
+    allowed, _remaining, reset = ctx.throttles.access_list_adds.take(str(actor.id))
+    if not allowed:
+        raise ServiceError.throttled(
+            "member",
+            f"too many access-list additions; try again in {max(1, reset)} seconds",
+            max(1, reset),
+        )
 
 
 def find_member(db: Session, reference: str) -> Member | None:
@@ -68,6 +88,8 @@ def add_to_access_list(
         raise ServiceError.field(
             "member", "only clients with the password_limited flow have an access list"
         )
+    if not by_staff:
+        _take_developer_addition(ctx, actor)
     member = find_member(db, reference)
     if member is None:
         raise ServiceError.field(
@@ -75,7 +97,8 @@ def add_to_access_list(
         )
     entries = access_list(db, client)
     if any(existing.id == member.id for _entry, existing in entries):
-        raise ServiceError.field("member", f"{member.email} is already on the access list")
+        who = member.email if by_staff else f"customer {member.customer_id}"
+        raise ServiceError.field("member", f"{who} is already on the access list")
     if len(entries) >= MAX_ACCESS_LIST:
         raise ServiceError.field(
             "member", f"an access list holds at most {MAX_ACCESS_LIST} members; remove one first"

@@ -29,7 +29,7 @@ class AppContext:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppContext:
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, settings.storage_timeout_seconds)
         session_factory = make_session_factory(engine)
         keyring = Keyring(settings.secret_key_bytes(), settings.previous_secret_keys_bytes())
         keyring.token_hash_key_source = partial(data_keys.token_hash_key, session_factory, keyring)

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from pitpass.core.masking import mask_secret, normalise_identifier
 from pitpass.core.passwords import password_problem
 from pitpass.db.models import Member
+from pitpass.metrics import CountedSlots
 from pitpass.services import audit
 
 FIRST_CUSTOMER_ID = 100001
@@ -36,7 +37,7 @@ MAX_CUSTOMER_ID = 2**63 - 1  # members.customer_id is a PostgreSQL bigint
 _hasher = PasswordHasher()  # argon2id with the library's RFC 9106 defaults
 # One verification per CPU at a time: more only share the cores and each holds
 # 64 MiB, so a burst of sign-ins would cost memory and time (cache thrash) for nothing.
-_argon2_slots = threading.BoundedSemaphore(len(os.sched_getaffinity(0)))
+_argon2_slots = CountedSlots(threading.BoundedSemaphore(len(os.sched_getaffinity(0))))
 
 
 @functools.cache
@@ -115,14 +116,17 @@ class NewMember:
     group_ids: Sequence[int] = ()
 
 
-def validate_new_member(db: Session, new: NewMember) -> list[MemberError]:
-    """Every problem at once, each tied to its field."""
+def validate_new_member(
+    db: Session, new: NewMember, *, email_taken_is_a_problem: bool = True
+) -> list[MemberError]:
+    """Every problem at once, each tied to its field. Self sign-up passes
+    `email_taken_is_a_problem=False`: it must not say which emails have accounts."""
     problems: list[MemberError] = []
     email = normalise_email(new.email)
     name = new.display_name.strip()
     if message := email_problem(email):
         problems.append(MemberError("email", message))
-    elif find_by_email(db, email) is not None:
+    elif email_taken_is_a_problem and find_by_email(db, email) is not None:
         problems.append(
             MemberError("email", "An account with this email already exists. Sign in instead.")
         )

@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session
 
 from pitpass.db.models import Member, RememberedBrowser, SignInChallenge, WebSession, utcnow
 from pitpass.services import audit
+from pitpass.services import signin_limits as limits
 from pitpass.services.context import AppContext
 from pitpass.services.crypto import constant_time_equals, new_token
 from pitpass.services.members import find_by_email, normalise_email, verify_password
-from pitpass.services.ratelimit import Throttle
+from pitpass.services.signin_limits import SignInRefused
 
 CODE_DIGITS = 6
 BAD_CREDENTIALS = "Email or password is incorrect."
@@ -34,50 +35,17 @@ class Client:
     user_agent: str | None = None
 
 
-class SignInRefused(Exception):
-    def __init__(self, message: str, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retry_after = retry_after
-
-
-def _wait_words(seconds: int) -> str:
-    if seconds < 90:
-        return f"{seconds} seconds"
-    return f"{round(seconds / 60)} minutes"
-
-
-def _refuse_if_throttled(
-    ctx: AppContext, db: Session, checks: list[tuple[Throttle, str]], attempted: str, client: Client
-) -> None:
-    waits = [wait for throttle, key in checks if (wait := throttle.retry_after(key)) is not None]
-    if not waits:
-        return
-    wait = max(waits)
-    audit.record(
-        db, "signin.throttled", actor_label=attempted, ip=client.ip, details={"retry_after": wait}
-    )
-    raise SignInRefused(
-        f"Too many failed sign-in attempts. Try again in {_wait_words(wait)}.", retry_after=wait
-    )
-
-
 def check_credentials(
     ctx: AppContext, db: Session, email: str, password: str, client: Client
 ) -> Member:
     """The password step. Unknown email and wrong password read the same (no account probing)."""
     attempted = normalise_email(email)[:320]
-    checks = [
-        (ctx.throttles.signin_account, attempted),
-        (ctx.throttles.signin_ip, client.ip or "unknown"),
-    ]
-    _refuse_if_throttled(ctx, db, checks, attempted, client)
+    limits.refuse_if_throttled(ctx, db, attempted, client.ip)
     if not attempted or not password:
         raise SignInRefused("Enter your email and password.")
     member = find_by_email(db, attempted)
     if not verify_password(member, attempted, password) or member is None:
-        for throttle, key in checks:
-            throttle.count_failure(key)
+        limits.count_failed_password(ctx, attempted, client.ip)
         audit.record(db, "signin.failed", actor_label=attempted, ip=client.ip)
         raise SignInRefused(BAD_CREDENTIALS)
     if member.is_disabled:
@@ -104,6 +72,7 @@ def start_challenge(
     remembered_browser_rejected: bool = False,
 ) -> tuple[str, int]:
     """Email a fresh code; return the raw challenge token (for a cookie) and the mail id."""
+    limits.take_code_mail(ctx, db, member.id, client.ip)
     token = new_token()
     code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
     minutes = ctx.settings.signin_code_minutes
@@ -133,6 +102,29 @@ def start_challenge(
     return token, mail.id
 
 
+def _decoy_hash(ctx: AppContext, challenge_token: str) -> str:
+    # No typed code hashes to this (codes hash with another prefix): it never matches.
+    return ctx.keyring.token_hash(f"signup-decoy:{challenge_token}")
+
+
+def start_decoy_challenge(ctx: AppContext, db: Session, member: Member, client: Client) -> str:
+    """A code step no code opens, for a sign-up with an email that has an account: the
+    browser sees what a new account sees (issue #11, defect 10). Its wrong guesses do not
+    count against the member, so it cannot be used to spend their code tries."""
+    token = new_token()
+    db.add(
+        SignInChallenge(
+            token_hash=ctx.keyring.token_hash(token),
+            member_id=member.id,
+            code_hash=_decoy_hash(ctx, token),
+            next_path="/account",
+            expires_at=utcnow() + timedelta(minutes=ctx.settings.signin_code_minutes),
+            ip=client.ip,
+        )
+    )
+    return token
+
+
 def pending_challenge(ctx: AppContext, db: Session, token: str | None) -> SignInChallenge | None:
     if not token:
         return None
@@ -153,6 +145,7 @@ class CodeOutcome(enum.Enum):
     EXPIRED = "expired"
     USED = "used"
     LOCKED = "locked"
+    THROTTLED = "throttled"  # too many wrong codes for this member, across codes
     UNKNOWN = "unknown"
 
 
@@ -170,12 +163,16 @@ class CodeCheck:
     outcome: CodeOutcome
     challenge: SignInChallenge | None = None
     attempts_left: int = 0
+    retry_after: int | None = None
 
     @property
     def message(self) -> str:
         if self.outcome is CodeOutcome.WRONG:
             left = self.attempts_left
             return f"That code is not right. {left} {'try' if left == 1 else 'tries'} left."
+        if self.outcome is CodeOutcome.THROTTLED:
+            wait = limits.wait_words(self.retry_after or 1)
+            return f"Too many wrong codes for this account. Try again in {wait}."
         return CODE_MESSAGES.get(self.outcome, "")
 
 
@@ -192,10 +189,16 @@ def check_code(ctx: AppContext, db: Session, token: str | None, typed: str) -> C
         return CodeCheck(CodeOutcome.EXPIRED, challenge)
     if challenge.failed_attempts >= max_attempts:
         return CodeCheck(CodeOutcome.LOCKED, challenge)
+    decoy = constant_time_equals(_decoy_hash(ctx, token), challenge.code_hash)
+    # Each challenge allows a few tries; this caps them across challenges (issue #11).
+    if not decoy and (wait := limits.code_guess_wait(ctx, challenge.member_id)) is not None:
+        return CodeCheck(CodeOutcome.THROTTLED, challenge, retry_after=wait)
     code = normalise_code(typed)
     if code is None:
         return CodeCheck(CodeOutcome.MALFORMED, challenge, max_attempts - challenge.failed_attempts)
-    if not constant_time_equals(_code_hash(ctx, token, code), challenge.code_hash):
+    if decoy or not constant_time_equals(_code_hash(ctx, token, code), challenge.code_hash):
+        if not decoy:
+            limits.count_wrong_code(ctx, challenge.member_id)
         db.execute(
             update(SignInChallenge)
             .where(SignInChallenge.id == challenge.id)
@@ -244,7 +247,7 @@ def open_web_session(
     )
     if member.email_verified_at is None:
         member.email_verified_at = utcnow()  # a code sent to that address came back
-    ctx.throttles.signin_account.clear(member.email)
+    limits.clear_after_sign_in(ctx, member.email, client.ip)
     audit.record(db, "signin.succeeded", actor=member, ip=client.ip)
     return token
 

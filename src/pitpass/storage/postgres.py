@@ -22,7 +22,6 @@ from pitpass.storage.sql import Row
 from pitpass.storage.store import TokenStore
 
 POSTGRES_CONNECTIONS = 16  # one per concurrent request at the benchmark's load
-CONNECT_TIMEOUT_SECONDS = 5.0  # then temporarily_unavailable, instead of a hung request
 
 # The code is spent, and the session and its first refresh token exist, together or not
 # at all (a replay that finds the code spent finds the session).
@@ -55,9 +54,11 @@ ISSUE_AND_TOUCH = (
     "SELECT count(*) FROM issued"
 )
 # One statement: the spend, the new token and the activity happen together or not at all.
-ROTATE_REFRESH_TOKEN = f"WITH spent AS ({sql.MARK_REFRESH_SPENT}), " + ISSUE_AND_TOUCH.format(
+ROTATE = "WITH spent AS ({spend}), " + ISSUE_AND_TOUCH.format(
     issue=ISSUE_REFRESH_FROM.format(column="session_id", source="spent")
 )
+ROTATE_REFRESH_TOKEN = ROTATE.format(spend=sql.MARK_REFRESH_SPENT)
+RETIRE_AND_ROTATE = ROTATE.format(spend=sql.MARK_REFRESH_RETIRED)
 # Inside the grace period the old token is already spent: issue while the session stands.
 REISSUE_REFRESH_TOKEN = "WITH " + ISSUE_AND_TOUCH.format(
     issue=ISSUE_REFRESH_FROM.format(
@@ -81,8 +82,9 @@ def positional(statement: str) -> tuple[str, tuple[str, ...]]:
 
 
 class PostgresTokenStore(TokenStore):
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, timeout_seconds: float) -> None:
         super().__init__(engine.dialect)
+        self.timeout_seconds = timeout_seconds
         self.dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._lender: ConnectionLender | None = None
         self._lender_loop: asyncio.AbstractEventLoop | None = None
@@ -95,8 +97,9 @@ class PostgresTokenStore(TokenStore):
             self._lender = ConnectionLender(
                 self.dsn,
                 size=POSTGRES_CONNECTIONS,
-                connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                connect_timeout=self.timeout_seconds,
                 server_settings={"application_name": "pitpass-protocol"},
+                deadline_seconds=self.timeout_seconds,
             )
             self._lender_loop = loop
         return self._lender
@@ -153,11 +156,17 @@ class PostgresTokenStore(TokenStore):
             await self._fetchrow(db, OPEN_SESSION_WITH_REFRESH, params)
 
     async def rotate_refresh_token(
-        self, db: Any, spent_hash: str | None, fresh: NewRefreshToken, activity: SessionActivity
+        self,
+        db: Any,
+        spent_hash: str | None,
+        fresh: NewRefreshToken,
+        activity: SessionActivity,
+        retire: bool = False,
     ) -> bool:
         params = sql.refresh_params(fresh, self.write_time)
         params |= sql.activity_params(activity, self.write_time)
         if spent_hash is None:
             return await self._count(db, REISSUE_REFRESH_TOKEN, params) == 1
         params["spent_hash"] = spent_hash
-        return await self._count(db, ROTATE_REFRESH_TOKEN, params) == 1
+        statement = RETIRE_AND_ROTATE if retire else ROTATE_REFRESH_TOKEN
+        return await self._count(db, statement, params) == 1

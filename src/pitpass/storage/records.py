@@ -100,6 +100,19 @@ class RefreshState:
     created_at: datetime
     session: SessionRecord
 
+    @property
+    def retired(self) -> bool:
+        """Spent by a client's retry of its predecessor (sql.MARK_REFRESH_RETIRED)."""
+        return self.used_at is not None and self.expires_at <= self.used_at
+
+
+@dataclass(frozen=True)
+class RefreshSuccessor:
+    """The refresh token a rotation issued in place of the one it spent."""
+
+    token_hash: str
+    used: bool
+
 
 @dataclass(frozen=True)
 class PasswordMember:

@@ -7,7 +7,12 @@ from typing import Any
 
 from pitpass.storage import sql
 from pitpass.storage.base import StoreEngine
-from pitpass.storage.records import NewRefreshToken, RefreshState, SessionActivity
+from pitpass.storage.records import (
+    NewRefreshToken,
+    RefreshState,
+    RefreshSuccessor,
+    SessionActivity,
+)
 
 
 class RefreshTokenStore(StoreEngine):
@@ -23,10 +28,28 @@ class RefreshTokenStore(StoreEngine):
             session=sql.session_record(row, read_time),
         )
 
+    async def refresh_successor(self, db: Any, spent: RefreshState) -> RefreshSuccessor | None:
+        """The refresh token that the rotation spending `spent` issued, if any."""
+        assert spent.used_at is not None
+        params = {
+            "session_id": spent.session.session_id,
+            "spent_at": self.write_time(spent.used_at),
+        }
+        row = await self._fetchrow(db, sql.SELECT_REFRESH_SUCCESSOR, params)
+        if row is None:
+            return None
+        return RefreshSuccessor(token_hash=row["token_hash"], used=row["used_at"] is not None)
+
     @abstractmethod
     async def rotate_refresh_token(
-        self, db: Any, spent_hash: str | None, fresh: NewRefreshToken, activity: SessionActivity
+        self,
+        db: Any,
+        spent_hash: str | None,
+        fresh: NewRefreshToken,
+        activity: SessionActivity,
+        retire: bool = False,
     ) -> bool:
         """Spend `spent_hash` (None: inside the grace period, already spent), store
         `fresh` and record the activity, all or nothing. False: someone spent it first,
-        or the session was signed out."""
+        or the session was signed out. `retire`: `spent_hash` is a successor a retry
+        replaces (sql.MARK_REFRESH_RETIRED)."""

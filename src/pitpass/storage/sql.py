@@ -108,11 +108,21 @@ SELECT_REFRESH_STATE = (
 )
 INSERT_REFRESH_INTO = "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at)"
 # A refresh token is spent only while its session stands: a sign-out racing a refresh wins.
-MARK_REFRESH_SPENT = (
-    "UPDATE refresh_tokens SET used_at = :now WHERE token_hash = :spent_hash "
+SPEND_REFRESH = (
+    "UPDATE refresh_tokens SET {assignments} WHERE token_hash = :spent_hash "
     "AND used_at IS NULL AND expires_at > :now "
     "AND session_id IN (SELECT id FROM oauth_sessions WHERE revoked_at IS NULL) "
     "RETURNING session_id"
+)
+MARK_REFRESH_SPENT = SPEND_REFRESH.format(assignments="used_at = :now")
+# A retry retires the successor nobody heard of: spent, and expired at that moment, which
+# tells it from a successor its client used (records.RefreshState.retired).
+MARK_REFRESH_RETIRED = SPEND_REFRESH.format(assignments="used_at = :now, expires_at = :now")
+# The token a rotation issued in place of the one it spent: the rotation writes the spent
+# token's used_at and its successor's created_at from one `now`, in one atomic write.
+SELECT_REFRESH_SUCCESSOR = (
+    "SELECT token_hash, used_at FROM refresh_tokens "
+    "WHERE session_id = :session_id AND created_at = :spent_at"
 )
 TOUCH_SESSION = (
     "UPDATE oauth_sessions SET last_activity_at = :now, expires_at = :session_expires_at, "

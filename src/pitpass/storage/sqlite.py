@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from pitpass import metrics
 from pitpass.storage import sql
 from pitpass.storage.records import NewRefreshToken, NewSession, SessionActivity
 from pitpass.storage.sql import Row
@@ -66,7 +67,7 @@ class SqliteTokenStore(TokenStore):
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[SqliteDb]:
-        with self._committed(SqliteDb(self._cursor(), autocommit=True)) as db:
+        with metrics.SQLITE_ERRORS, self._committed(SqliteDb(self._cursor(), True)) as db:
             yield db
 
     @staticmethod
@@ -131,12 +132,13 @@ class SqliteTokenStore(TokenStore):
         spent_hash: str | None,
         fresh: NewRefreshToken,
         activity: SessionActivity,
+        retire: bool = False,
     ) -> bool:
         with self._atomic(db):
             if spent_hash is not None:
                 spent = await self._fetchrow(
                     db,
-                    sql.MARK_REFRESH_SPENT,
+                    sql.MARK_REFRESH_RETIRED if retire else sql.MARK_REFRESH_SPENT,
                     {"now": self.write_time(activity.now), "spent_hash": spent_hash},
                 )
             else:  # inside the grace period: already spent, issue while the session stands

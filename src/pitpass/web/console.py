@@ -245,7 +245,7 @@ def _staff_client_page(
         values: dict[str, object] = {
             "client": client,
             "owner": db.get(Member, client.owner_id) if client.owner_id else None,
-            "access": access_lists.access_list(db, client),
+            "access": access_lists.shown(db, client, to_staff=True),
             "secret": client_secrets.secret_status(db, client),
             "errors": {},
         }

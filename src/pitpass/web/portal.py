@@ -219,7 +219,7 @@ def _client_page(
     values = {
         "client": client,
         "secret": client_secrets.secret_status(db, client),
-        "access": access_lists.access_list(db, client),
+        "access": access_lists.shown(db, client, to_staff=False),
         "grace_days": context.settings.secret_grace_days,
         "errors": {},
     } | more
@@ -332,9 +332,17 @@ def access_add(
                 ip=client_of(request).ip,
             )
         except ServiceError as error:
-            return _client_page(
-                request, db, client, 400, errors=error.errors, member_reference=member_reference
+            page = _client_page(
+                request,
+                db,
+                client,
+                429 if error.retry_after else 400,
+                errors=error.errors,
+                member_reference=member_reference,
             )
+            if error.retry_after:
+                page.headers["Retry-After"] = str(error.retry_after)
+            return page
     deliver_later(background, context, mail_ids)
     return _redirect(f"/portal/clients/{client_id}")
 

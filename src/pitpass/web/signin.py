@@ -15,14 +15,15 @@ from pitpass.http.cookies import (
     CHALLENGE_COOKIE,
     REMEMBER_COOKIE,
     SESSION_COOKIE,
+    VERIFIED_COOKIE,
     delete_cookie,
     set_cookie,
 )
 from pitpass.http.csrf import require_csrf
 from pitpass.http.members import current_member
 from pitpass.http.render import render
+from pitpass.services import fresh_verification, signin, signin_limits, signup
 from pitpass.services import members as members_service
-from pitpass.services import signin
 from pitpass.services.context import AppContext
 from pitpass.services.members import NewMember
 
@@ -55,9 +56,9 @@ def _code_step_response(
     background: BackgroundTasks,
     context: AppContext,
     challenge_token: str,
-    mail_id: int,
+    mail_ids: list[int],
 ) -> RedirectResponse:
-    deliver_later(background, context, [mail_id])
+    deliver_later(background, context, mail_ids)
     response = _redirect("/signin/code")
     set_cookie(
         request,
@@ -106,32 +107,36 @@ def signin_submit(
     with context.session() as db:
         try:
             member = signin.check_credentials(context, db, email, password, client)
-        except signin.SignInRefused as refused:
+            if force_code:
+                signin.forget_browser(context, db, remember_cookie)
+                memory, remembered_id = signin.BrowserMemory.NOT_REMEMBERED, None
+            elif signin_limits.remembered_browsers_suspended(context, member.email):
+                memory, remembered_id = signin.BrowserMemory.NOT_REMEMBERED, None
+            else:
+                memory, remembered_id = signin.recognise_browser(
+                    context, db, remember_cookie, member
+                )
+            if memory is signin.BrowserMemory.REMEMBERED:
+                session_token = signin.open_web_session(context, db, member, client, remembered_id)
+                return _signed_in_response(request, context, session_token, next_path)
+            challenge_token, mail_id = signin.start_challenge(
+                context,
+                db,
+                member,
+                next_path,
+                client,
+                remembered_browser_rejected=memory is signin.BrowserMemory.INVALID,
+            )
+        except signin_limits.SignInRefused as refused:
             return _signin_refused(request, refused, next_path, force_code, email)
-        if force_code:
-            signin.forget_browser(context, db, remember_cookie)
-            memory, remembered_id = signin.BrowserMemory.NOT_REMEMBERED, None
-        else:
-            memory, remembered_id = signin.recognise_browser(context, db, remember_cookie, member)
-        if memory is signin.BrowserMemory.REMEMBERED:
-            session_token = signin.open_web_session(context, db, member, client, remembered_id)
-            return _signed_in_response(request, context, session_token, next_path)
-        challenge_token, mail_id = signin.start_challenge(
-            context,
-            db,
-            member,
-            next_path,
-            client,
-            remembered_browser_rejected=memory is signin.BrowserMemory.INVALID,
-        )
-    response = _code_step_response(request, background, context, challenge_token, mail_id)
+    response = _code_step_response(request, background, context, challenge_token, [mail_id])
     if memory is signin.BrowserMemory.INVALID or force_code:
         delete_cookie(request, response, REMEMBER_COOKIE)
     return response
 
 
 def _signin_refused(
-    request: Request, refused: signin.SignInRefused, next_path: str, verify: bool, email: str
+    request: Request, refused: signin_limits.SignInRefused, next_path: str, verify: bool, email: str
 ) -> Response:
     response = render(
         request,
@@ -188,6 +193,13 @@ def code_submit(
             remember_value = remembered[0] if remembered else None
             response = _signed_in_response(request, context, session_token, challenge.next_path)
             delete_cookie(request, response, CHALLENGE_COOKIE)
+            set_cookie(
+                request,
+                response,
+                VERIFIED_COOKIE,
+                fresh_verification.code_proof(context, db, session_token),
+                context.settings.web_session_hours * 3600,
+            )
             if remember_value:
                 set_cookie(
                     request,
@@ -203,7 +215,10 @@ def code_submit(
         signin.CodeOutcome.WRONG,
         signin.CodeOutcome.MALFORMED,
     )
-    return render(request, "code.html", values, status_code=400)
+    page = render(request, "code.html", values, status_code=429 if check.retry_after else 400)
+    if check.retry_after:
+        page.headers["Retry-After"] = str(check.retry_after)
+    return page
 
 
 @router.post("/signout")
@@ -216,6 +231,7 @@ def signout(request: Request, csrf_token: FormText = "") -> Response:
         )
     response = _redirect("/signin?signed_out=1")
     delete_cookie(request, response, SESSION_COOKIE)
+    delete_cookie(request, response, VERIFIED_COOKIE)
     return response
 
 
@@ -244,19 +260,24 @@ def signup_submit(
     new = NewMember(email=email, display_name=display_name, password=password)
     try:
         with context.session() as db:
-            problems = members_service.validate_new_member(db, new)
+            # Never "this email has an account": services/signup.py answers both alike.
+            problems = members_service.validate_new_member(db, new, email_taken_is_a_problem=False)
             errors = {problem.field: problem.message for problem in problems}
             if "password" not in errors and password != password_again:
                 errors["password_again"] = "The two passwords are not the same."  # noqa: S105
             if errors:
                 return _signup_refused(request, email, display_name, errors)
-            member = members_service.create_member(db, new, ip=client.ip)
-            challenge_token, mail_id = signin.start_challenge(
-                context, db, member, "/account", client
+            challenge_token, mail_ids = signup.sign_up(context, db, new, client)
+    except members_service.MemberError:  # the same email, a moment earlier: now it exists
+        with context.session() as db:
+            winner = members_service.find_by_email(db, new.email)
+            if winner is None:  # the race was for a customer id: nothing was created
+                retry = {"email": "Another sign-up happened at the same moment. Send it again."}
+                return _signup_refused(request, email, display_name, retry)
+            challenge_token, mail_ids = signup.answer_existing_account(
+                context, db, winner, password, client
             )
-    except members_service.MemberError as lost_race:  # the same email, a moment earlier
-        return _signup_refused(request, email, display_name, {lost_race.field: lost_race.message})
-    return _code_step_response(request, background, context, challenge_token, mail_id)
+    return _code_step_response(request, background, context, challenge_token, mail_ids)
 
 
 def _signup_refused(

@@ -7,6 +7,7 @@ from typing import Any, NoReturn
 
 from starlette.responses import JSONResponse
 
+from pitpass import metrics
 from pitpass.core import pkce, policy
 from pitpass.core.policy import OAuthError, SignOutReason
 from pitpass.db.models import utcnow
@@ -61,6 +62,7 @@ async def _replayed(runtime: OAuthRuntime, db: Any, session_id: str, now: dateti
     """RFC 6749 §4.1.2: a code used twice revokes what the first use issued."""
     which = SessionsToSignOut(session_id=session_id)
     await runtime.store.sign_out(db, which, SignOutReason.CODE_REPLAY, now)
+    metrics.count_authorization_code_replay()
     raise OAuthError("invalid_grant", "authorization code already used; its tokens are revoked")
 
 

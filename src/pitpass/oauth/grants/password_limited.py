@@ -35,6 +35,16 @@ async def password_limited_grant(
     store, now = runtime.store, utcnow()
     async with store.connection() as db:
         found = await store.member_by_email(db, username)
+        listed = found is not None and await store.on_access_list(db, client.pk, found.member_id)
+    if not listed:
+        # The list before the password: a client can test no password but those of the
+        # members who accepted it, and unknown and unlisted usernames read the same
+        # (docs/decisions.md "password_limited: who can be tried, who can be limited").
+        raise OAuthError(
+            "invalid_grant",
+            "no member of this client's accepted access list has this username",
+            caller.headers,
+        )
     try:
         # argon2 takes a while: off the event loop.
         member = await anyio.to_thread.run_sync(_check_password, found, params["password"])
@@ -42,12 +52,6 @@ async def password_limited_grant(
         error.headers |= caller.headers
         raise
     async with store.connection() as db:
-        if not await store.on_access_list(db, client.pk, member.member_id):
-            raise OAuthError(
-                "invalid_grant",
-                "this member is not on the client's access list, or has not accepted it",
-                caller.headers,
-            )
         session_id = str(uuid.uuid4())
         refresh, stored = (
             new_refresh(runtime, client, session_id, now)
