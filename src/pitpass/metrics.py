@@ -19,6 +19,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
+import re
 import shutil
 import sqlite3
 import time
@@ -107,6 +108,7 @@ STORAGE_ERRORS = Counter(
 
 # Anything else (clients may send any token as a method) is counted as OTHER.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_CONVERTOR = re.compile(r"\{(\w+):\w+\}")
 UNMATCHED_ROUTE = "unmatched"  # no route: 404s and slash redirects, never the raw path
 
 # One labelled child per (method, route, status), found without prometheus_client's
@@ -119,8 +121,12 @@ def observe_request(scope: Scope, status: int, seconds: float) -> None:
     method = scope["method"]
     if method not in KNOWN_METHODS:
         method = "OTHER"
-    # The matched route's template (Starlette sets scope["route"]), never the raw path.
-    key = (method, getattr(scope.get("route"), "path", UNMATCHED_ROUTE), status)
+    # The matched route's template (Starlette sets scope["route"]), never the raw path;
+    # a convertor is left out (`{request_id}`, not `{request_id:row_id}`), as in OpenAPI.
+    template: str = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
+    if ":" in template:
+        template = _CONVERTOR.sub(r"{\1}", template)
+    key = (method, template, status)
     child = _request_children.get(key)
     if child is None:
         child = _request_children[key] = REQUEST_SECONDS.labels(key[0], key[1], str(status))
