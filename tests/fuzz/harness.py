@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -42,6 +43,7 @@ FUZZ_SETTINGS = hypothesis.settings(
 )
 
 RouteKey = tuple[Callable[..., Any], str]  # (endpoint, method)
+CONVERTOR = re.compile(r"\{(\w+):\w+\}")
 
 
 def _flat_routes(routes: list[BaseRoute]) -> Iterator[tuple[str, Any, Any]]:
@@ -53,9 +55,14 @@ def _flat_routes(routes: list[BaseRoute]) -> Iterator[tuple[str, Any, Any]]:
         contexts = getattr(route, "effective_route_contexts", None)
         if contexts is not None:  # FastAPI's include_router (fastapi >= 0.16x)
             for context in contexts():
-                yield context.path, context.original_route, context
+                yield _template(context.path), context.original_route, context
         else:
-            yield getattr(route, "path", ""), route, None
+            yield _template(getattr(route, "path", "")), route, None
+
+
+def _template(path: str) -> str:
+    """A path as OpenAPI writes it: `{request_id:row_id}` is `{request_id}`."""
+    return CONVERTOR.sub(r"{\1}", path)
 
 
 def route_table(app: FastAPI) -> dict[RouteKey, str]:
