@@ -114,7 +114,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The protocol's plain Starlette routes go first: the token endpoint is the hot path.
     app.state.protocol_routes = protocol_routes(context.settings.issuer_path)
     app.router.routes[:0] = app.state.protocol_routes
-    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(
+        BodyLimitMiddleware, protocol_prefix=context.settings.issuer_path.rstrip("/") + "/"
+    )
     # Pages and the API: answered by twice the storage deadline (a page makes a few calls).
     app.add_middleware(
         RequestDeadline,

@@ -48,15 +48,33 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"the request body is larger than {limit // 1024} KiB")
 
 
+class BodyHasNul(HTTPException):
+    """400: no field of a page or the API holds a NUL, and PostgreSQL cannot store one."""
+
+    def __init__(self) -> None:
+        super().__init__(400, "the request body contains a NUL character")
+
+
+# A NUL as a form (`%00`), JSON (`\u0000`) or multipart body carries it.
+_NUL_SPELLINGS = (b"%00", b"\\u0000", b"\x00")
+_NUL_OVERLAP = max(len(spelling) for spelling in _NUL_SPELLINGS) - 1
+
+
 class BodyLimitMiddleware:
     """Bounds what a request body may hold in memory: whoever reads it (FastAPI's Form
     and JSON parameters, `request.form()`) gets BodyTooLarge as soon as the declared
     Content-Length or the bytes received pass the limit, before the rest is read. A
-    chunked body or a Content-Length lie makes no difference: bytes are counted."""
+    chunked body or a Content-Length lie makes no difference: bytes are counted.
+    The one rule for NUL in the bodies of pages and the API lives here too (BodyHasNul),
+    as the one for URLs lives in RequestContextMiddleware."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES, protocol_prefix: str = "/oauth2/"
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # The protocol says invalid_request for a NUL itself (oauth/requests.single_values).
+        self.protocol_prefix = protocol_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,15 +82,23 @@ class BodyLimitMiddleware:
             return
         declared = _declared_length(scope)
         received = 0
+        refuse_nul = not str(scope.get("path", "")).startswith(self.protocol_prefix)
+        tail = b""  # the end of the previous chunk: a NUL's spelling may straddle two
 
         async def bounded_receive() -> Message:
-            nonlocal received
+            nonlocal received, tail
             if declared > self.max_bytes:
                 raise BodyTooLarge(self.max_bytes)
             message = await receive()
-            received += len(message.get("body", b""))
+            body = message.get("body", b"")
+            received += len(body)
             if received > self.max_bytes:
                 raise BodyTooLarge(self.max_bytes)
+            if refuse_nul:
+                window = tail + body
+                if any(spelling in window for spelling in _NUL_SPELLINGS):
+                    raise BodyHasNul
+                tail = window[-_NUL_OVERLAP:]
             return message
 
         await self.app(scope, bounded_receive, send)
