@@ -210,6 +210,7 @@ def seeded_server(
         settings = load_settings(database_url=url, secret_key=SECRET_KEY, data_dir=data_dir)
         ctx = AppContext.from_settings(settings)
         upgrade(ctx.engine)
+        ctx.keyring.prepare()  # as `pitpass db upgrade` does: store the token-hash key first
         seeded = _seed(ctx, codes)
         ctx.close()
         with server(url, data_dir, cpu, wrapper) as (port, pid):
