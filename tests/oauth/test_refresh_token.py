@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from starlette.testclient import TestClient
 
 from pitpass.db.models import utcnow
@@ -66,14 +66,18 @@ def test_a_racer_that_read_the_clock_first_gets_no_grace(site: Site) -> None:
     assert here.refresh(browser, client_id, secret, tokens["refresh_token"]).status_code == 400
 
 
-def test_grace_period_forgives_a_quick_retry(site: Site) -> None:
-    client_id, secret, member_id = here.issue(site)
+def _set_grace(site: Site, client_id: str, seconds: int) -> None:
     with site.context.session() as db:
         client = clients_service.by_client_id(db, client_id)
         actor = find_by_email(db, "staff@example.com")
         assert client is not None and actor is not None
-        clients_service.set_lifetimes(db, client, actor, {"refresh_grace_seconds": 30})
+        clients_service.set_lifetimes(db, client, actor, {"refresh_grace_seconds": seconds})
     site.app.state.oauth.store.forget_cached_clients()
+
+
+def test_grace_period_forgives_a_quick_retry(site: Site) -> None:
+    client_id, secret, member_id = here.issue(site)
+    _set_grace(site, client_id, 30)
     browser = site.browser()
     tokens = here.redeem(
         browser, client_id, secret, here.mint_code(site, client_id, member_id)
@@ -141,3 +145,32 @@ def test_without_a_retry_window_a_replay_is_reuse(site_factory: Any, backend: Ba
     assert (
         here.refresh(browser, client_id, secret, rotated.json()["refresh_token"]).status_code == 400
     )
+
+
+def test_past_its_grace_period_a_replay_is_reuse_not_a_retry(site: Site) -> None:
+    """Review of issue #11: a client with a grace period has its retries covered by it
+    alone. Past it, the spent token is reuse even though its successor is unused;
+    before, the retry rule took it and handed a second live chain to whoever replayed."""
+    from pitpass.db.models import RefreshToken
+
+    browser, client_id, secret, token = _session_with_refresh(site)
+    _set_grace(site, client_id, 30)
+    successor = here.refresh(browser, client_id, secret, token).json()["refresh_token"]
+    with site.context.session() as db:  # the rotation happened 40 s ago
+        for row in db.scalars(select(RefreshToken)):
+            row.created_at -= timedelta(seconds=40)
+            if row.used_at is not None:
+                row.used_at -= timedelta(seconds=40)
+    assert here.refresh(browser, client_id, secret, token).status_code == 400
+    assert here.refresh(browser, client_id, secret, successor).status_code == 400
+
+
+def test_a_retired_successor_is_reuse_even_inside_a_grace_period(site: Site) -> None:
+    """Review of issue #11: a successor a retry retired is spent; a grace period granted
+    afterwards must not make it usable again (it would leave two live chains)."""
+    browser, client_id, secret, token = _session_with_refresh(site)
+    lost = here.refresh(browser, client_id, secret, token).json()["refresh_token"]
+    retried = here.refresh(browser, client_id, secret, token).json()["refresh_token"]
+    _set_grace(site, client_id, 30)
+    assert here.refresh(browser, client_id, secret, lost).status_code == 400
+    assert here.refresh(browser, client_id, secret, retried).status_code == 400

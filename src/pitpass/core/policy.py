@@ -96,20 +96,45 @@ LIFETIME_BOUNDS = {
 }
 
 
+class SpentRefresh(StrEnum):
+    """What presenting an already spent refresh token is (`judge_spent_refresh`)."""
+
+    GRACE = "grace"  # inside the client's grace period: reissue, spend nothing
+    RETRY = "retry"  # perhaps a retry of an unanswered rotation: look at the successor
+    REUSE = "reuse"  # RFC 9700 §4.14.2: the token leaked; end the session
+
+
+def judge_spent_refresh(
+    spent_at: datetime, retired: bool, grace_seconds: int, now: datetime
+) -> SpentRefresh:
+    """A successor that a retry `retired` is never usable again: had its answer reached
+    someone after all, that someone is not the client that retried. A client with a grace
+    period (`refresh_grace_seconds` > 0) has its retries covered by it, and only by it:
+    a grace reissue is not the rotation's recorded successor, so the retry rule would
+    leave two live chains. With the default grace of 0, `is_retry_of_unanswered_rotation`
+    decides. docs/decisions.md "A rotation nobody heard" gives the trade-off."""
+    if retired:
+        return SpentRefresh.REUSE
+    if grace_seconds > 0:
+        # `now` was read before another request's `used_at`: a racer can see a negative
+        # age, which is inside any grace period.
+        inside = (now - spent_at).total_seconds() <= grace_seconds
+        return SpentRefresh.GRACE if inside else SpentRefresh.REUSE
+    return SpentRefresh.RETRY
+
+
 def is_retry_of_unanswered_rotation(
-    spent_at: datetime, retired: bool, successor_used: bool, now: datetime, retry_seconds: int
+    spent_at: datetime, successor_used: bool, now: datetime, retry_seconds: int
 ) -> bool:
-    """A spent refresh token presented again: a client retrying a rotation it never heard
-    back from (a timeout, a dropped connection, a server killed after its commit), rather
-    than a reuse (RFC 9700 §4.14.2)?
+    """A spent refresh token presented again (grace 0, not retired): a client retrying a
+    rotation it never heard back from (a timeout, a dropped connection, a server killed
+    after its commit), rather than a reuse (RFC 9700 §4.14.2)?
 
     Yes while the token it was rotated into has never been used, within `retry_seconds`
     of the rotation: the unused successor is then retired and a new one issued, so the
     session still has one live refresh token. Once the successor was used, or later, it
-    is reuse as before, and so is any use of a successor a retry `retired`: had its answer
-    reached someone after all, that someone is not the client that retried.
-    docs/decisions.md "A rotation nobody heard" gives the trade-off."""
-    if retired or successor_used:
+    is reuse as before."""
+    if successor_used:
         return False
     return (now - spent_at).total_seconds() <= retry_seconds
 

@@ -5,13 +5,13 @@ of a rotation whose answer never reached the client (policy.is_retry_of_unanswer
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from starlette.responses import JSONResponse
 
 from pitpass import metrics
 from pitpass.core import policy
-from pitpass.core.policy import OAuthError, ScopeRefused, SignOutReason
+from pitpass.core.policy import OAuthError, ScopeRefused, SignOutReason, SpentRefresh
 from pitpass.db.models import utcnow
 from pitpass.oauth.grants.common import new_refresh, require, token_response
 from pitpass.oauth.requests import Caller
@@ -77,13 +77,15 @@ async def _usable_refresh(
         if state.expires_at <= now:
             raise OAuthError("invalid_grant", "refresh token expired")
     else:
-        grace = client.refresh_grace_seconds
-        # `now` was read before another request's `used_at`: a racer can see a negative
-        # age, so a grace of 0 must mean no grace at all, not "age <= 0".
-        if grace > 0 and (now - state.used_at).total_seconds() <= grace:
+        verdict = policy.judge_spent_refresh(
+            state.used_at, state.retired, client.refresh_grace_seconds, now
+        )
+        if verdict is SpentRefresh.GRACE:
             spend = None  # a retry inside the client's grace period
-        else:
+        elif verdict is SpentRefresh.RETRY:
             spend, retire = await _retried_successor(runtime, db, state, now), True
+        else:
+            await _end_session_for_reuse(runtime, db, state, now)
     session = state.session
     if session.client_pk != client.pk:
         raise OAuthError("invalid_grant", "this refresh token was issued to another client")
@@ -100,9 +102,15 @@ async def _retried_successor(
     successor = await runtime.store.refresh_successor(db, state)
     retry_seconds = runtime.ctx.settings.refresh_retry_seconds
     if successor is not None and policy.is_retry_of_unanswered_rotation(
-        state.used_at, state.retired, successor.used, now, retry_seconds
+        state.used_at, successor.used, now, retry_seconds
     ):
         return successor.token_hash
+    await _end_session_for_reuse(runtime, db, state, now)
+
+
+async def _end_session_for_reuse(
+    runtime: OAuthRuntime, db: Any, state: RefreshState, now: datetime
+) -> NoReturn:
     # RFC 9700 §4.14.2: a refresh token used twice means it leaked; end the session.
     which = SessionsToSignOut(session_id=state.session.session_id)
     await runtime.store.sign_out(db, which, SignOutReason.REFRESH_TOKEN_REUSE, now)
