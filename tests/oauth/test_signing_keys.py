@@ -132,6 +132,23 @@ def test_the_schedule_publishes_the_next_key_ahead_and_drops_the_retired_one(sit
         assert published(gone) == {new.kid}
 
 
+def test_a_manual_rotation_inside_the_publish_ahead_hour_keeps_the_schedule(site: Site) -> None:
+    """Review of issue #11: `keys rotate` retires the scheduled successor, whose
+    `created_at` is in the future; the schedule must go on from the manual key (before,
+    the retired successor stayed "newest" and no rotation ever happened again)."""
+    keyring, days = site.context.keyring, 90
+    with site.context.session() as db:
+        scheduled = keys.rotate_if_due(db, keyring, 0, utcnow())  # due at once: schedule
+        assert scheduled is not None and scheduled.created_at > utcnow()
+        manual, retired = keys.rotate(db, keyring, "test")
+        assert scheduled.kid in retired
+        later = manual.created_at + timedelta(days=days)
+        assert not keys.rotation_due(keys.all_keys(db), later - timedelta(minutes=1), days)
+        assert keys.rotation_due(keys.all_keys(db), later, days)
+        successor = keys.rotate_if_due(db, keyring, days, later)
+        assert successor is not None and successor.kid not in {manual.kid, scheduled.kid}
+
+
 def test_the_signer_switches_to_the_scheduled_key_at_its_time(sqlite_site: Site) -> None:
     signer: TokenSigner = sqlite_site.app.state.oauth.signer
     with sqlite_site.context.session() as db:

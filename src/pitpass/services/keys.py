@@ -86,8 +86,11 @@ def ensure_active_key(db: Session, keyring: Keyring) -> SigningKey:
 
 
 def rotation_due(keys: list[SigningKey], now: datetime, days: int) -> bool:
-    """PITPASS_SIGNING_KEY_DAYS: the newest key (signing, or scheduled to) is that old."""
-    newest = max(keys, key=lambda k: k.created_at, default=None)
+    """PITPASS_SIGNING_KEY_DAYS: the newest unretired key (signing, or scheduled to) is
+    that old. Unretired: `keys rotate` retires a scheduled successor dated in the future."""
+    newest = max(
+        (k for k in keys if k.retired_at is None), key=lambda k: k.created_at, default=None
+    )
     return newest is not None and newest.created_at <= now - timedelta(days=days)
 
 
@@ -101,7 +104,12 @@ def rotate_if_due(
     the process whose UPDATE changed a row inserts the successor. PostgreSQL makes the
     others wait on the row lock and then match nothing; SQLite runs writers one at a time."""
     now = now or utcnow()
-    newest = select(SigningKey.kid).order_by(SigningKey.created_at.desc()).limit(1)
+    newest = (
+        select(SigningKey.kid)
+        .where(SigningKey.retired_at.is_(None))
+        .order_by(SigningKey.created_at.desc())
+        .limit(1)
+    )
     switch_at = now + PUBLISH_AHEAD
     retired = db.scalars(
         update(SigningKey)
