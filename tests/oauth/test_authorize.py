@@ -327,3 +327,78 @@ class TestPromptVerifyNeedsTheEmailedCode:
         assert page.status_code == 200 and "decision" in page.text
         approved = world.consent(browser, page)
         assert approved.status_code == 302 and "code=" in approved.headers["location"]
+
+    # A mark is no secret: GET /authorize hands one to anybody, and old ones sit in the
+    # browser's history. Only the emailed code typed for the mark's own request counts.
+
+    @staticmethod
+    def mark_of(response: httpx.Response) -> str:
+        return parse_qs(urlsplit(_next_of(response)).query)["pitpass_verified_after"][0]
+
+    def test_a_minted_mark_after_a_plain_code_sign_in_gets_no_code(self, world: World) -> None:
+        client_id, _s, email, browser = fresh(world)
+        world.authorization_code(browser, client_id)  # consented, so a code would follow
+        browser.cookies.clear()  # an unattended browser, signed out
+        minted = self.mark_of(
+            browser.get("/oauth2/authorize", params=self.verify_query(client_id, None))
+        )
+        world.sign_in(browser, email)  # the owner comes back and signs in with a code
+        response = browser.get("/oauth2/authorize", params=self.verify_query(client_id, minted))
+        self.assert_sent_to_the_code(response)
+
+    def test_a_minted_mark_in_the_consent_form_gets_no_code(self, world: World) -> None:
+        client_id, _s, email, browser = fresh(world)
+        browser.cookies.clear()
+        minted = self.mark_of(
+            browser.get("/oauth2/authorize", params=self.verify_query(client_id, None))
+        )
+        world.sign_in(browser, email)
+        page = browser.get(
+            "/oauth2/authorize",
+            params={"client_id": client_id, "redirect_uri": CALLBACK, "response_type": "code"},
+        )
+        assert page.status_code == 200 and "decision" in page.text
+        csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+        approved = browser.post(
+            "/oauth2/authorize",
+            data=self.verify_query(client_id, minted) | {"decision": "approve", "csrf_token": csrf},
+        )
+        self.assert_sent_to_the_code(approved)
+
+    def test_a_code_typed_for_another_request_does_not_count(self, world: World) -> None:
+        client_id, _s, email, browser = fresh(world)
+        world.authorization_code(browser, client_id)
+        first = browser.get("/oauth2/authorize", params=self.verify_query(client_id, None))
+        second = browser.get("/oauth2/authorize", params=self.verify_query(client_id, None))
+        signed_in = world.sign_in(browser, email, next_path=_next_of(second), verify=True)
+        response = browser.get(
+            "/oauth2/authorize", params=self.verify_query(client_id, self.mark_of(first))
+        )
+        self.assert_sent_to_the_code(response)
+        issued = browser.get(signed_in.headers["location"])  # its own request still works
+        assert issued.status_code == 302 and "code=" in issued.headers["location"]
+
+    def test_the_mark_of_a_finished_step_up_asks_for_a_new_code(self, world: World) -> None:
+        client_id, _s, email, browser = fresh(world)
+        world.authorization_code(browser, client_id)
+        first = browser.get("/oauth2/authorize", params=self.verify_query(client_id, None))
+        mark = self.mark_of(first)
+        signed_in = world.sign_in(browser, email, next_path=_next_of(first), verify=True)
+        issued = browser.get(signed_in.headers["location"])
+        assert issued.status_code == 302 and "code=" in issued.headers["location"]
+        replayed = browser.get("/oauth2/authorize", params=self.verify_query(client_id, mark))
+        self.assert_sent_to_the_code(replayed)
+        again = world.sign_in(browser, email, next_path=_next_of(replayed), verify=True)
+        reissued = browser.get(again.headers["location"])  # a new code: a new authorization
+        assert reissued.status_code == 302 and "code=" in reissued.headers["location"]
+
+    def test_the_consent_post_ends_the_step_up_too(self, world: World) -> None:
+        client_id, _s, email, browser = fresh(world)
+        first = browser.get("/oauth2/authorize", params=self.verify_query(client_id, None))
+        signed_in = world.sign_in(browser, email, next_path=_next_of(first), verify=True)
+        page = browser.get(signed_in.headers["location"])
+        assert page.status_code == 200 and "decision" in page.text
+        approved = world.consent(browser, page)
+        assert approved.status_code == 302 and "code=" in approved.headers["location"]
+        self.assert_sent_to_the_code(world.consent(browser, page))  # the form posted again
+        self.assert_sent_to_the_code(browser.get(signed_in.headers["location"]))

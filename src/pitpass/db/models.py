@@ -129,6 +129,9 @@ class WebSession(Base):
     remembered_browser_id: Mapped[int | None] = mapped_column(
         ForeignKey("remembered_browsers.id", ondelete="SET NULL")
     )
+    # The nonce of the one prompt=verify request whose emailed code opened this session;
+    # cleared when that request ends (services/fresh_verification.py, PRODUCT.md §4).
+    prompt_verify_nonce: Mapped[str | None] = mapped_column(String(64))
 
 
 class RememberedBrowser(Base):

@@ -12,8 +12,6 @@ SESSION_COOKIE = "pitpass_session"
 REMEMBER_COOKIE = "pitpass_remember"
 CHALLENGE_COOKIE = "pitpass_signin"
 CSRF_COOKIE = "pitpass_csrf"
-# Signed proof that this web session was opened with an emailed code (prompt=verify).
-VERIFIED_COOKIE = "pitpass_verified"
 
 
 def cookie_is_secure(request: Request) -> bool:

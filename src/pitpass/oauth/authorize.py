@@ -28,7 +28,6 @@ from pitpass.core.redirect_uris import redirect_uri_matches
 from pitpass.db.models import Consent, Member, WebSession, utcnow
 from pitpass.http.caller import client_of
 from pitpass.http.context import app_context
-from pitpass.http.cookies import VERIFIED_COOKIE
 from pitpass.http.csrf import require_csrf
 from pitpass.http.members import browser_session, signin_url
 from pitpass.http.render import render
@@ -204,13 +203,20 @@ def _needs_signin(
         return True
     if not auth.force_verify:
         return False
-    # Only values we signed count as proof (issue #11, defect 7): never a bare query parameter.
+    # Only a code typed for this very request counts (issue #11, defect 7): the nonce of
+    # its signed mark, recorded on this web session by the emailed-code step.
     return not fresh_verification.proves_fresh_code(
-        app_context(request),
-        auth.client.client_id,
-        auth.verify_mark,
-        request.cookies.get(VERIFIED_COOKIE),
-        web_session.id,
+        app_context(request), auth.client.client_id, auth.verify_mark, web_session
+    )
+
+
+def _verification_used_up(
+    request: Request, db: Session, auth: AuthorizationRequest, web_session: WebSession
+) -> bool:
+    """prompt=verify ends here: clear the nonce, so the same mark asks for a new code.
+    True when it was already gone (a second request with the same mark got in first)."""
+    return auth.force_verify and not fresh_verification.consume(
+        app_context(request), db, auth.client.client_id, auth.verify_mark, web_session
     )
 
 
@@ -244,9 +250,11 @@ def _answer_request(
         member = db.get(Member, web_session.member_id)
         if member is None or member.is_disabled:
             return _signin_first(request, auth)
-        if _consented(db, member, auth):
-            return _issue_code(runtime, request, db, auth, member, web_session)
-        return _consent_page(request, auth, db)
+        if not _consented(db, member, auth):
+            return _consent_page(request, auth, db)  # its POST is checked, and ends it
+        if _verification_used_up(request, db, auth, web_session):
+            return _signin_first(request, auth)
+        return _issue_code(runtime, request, db, auth, member, web_session)
 
 
 def _answer_consent(
@@ -260,6 +268,8 @@ def _answer_consent(
         assert web_session is not None
         member = db.get(Member, web_session.member_id)
         assert member is not None
+        if _verification_used_up(request, db, auth, web_session):
+            return _signin_first(request, auth)
 
         def audit_decision(event: str, **details: str) -> None:
             audit.record(

@@ -232,8 +232,10 @@ def open_web_session(
     member: Member,
     client: Client,
     remembered_browser_id: int | None = None,
+    prompt_verify_nonce: str | None = None,
 ) -> str:
-    """Sign the browser in; return the raw session token for its cookie."""
+    """Sign the browser in; return the raw session token for its cookie. An emailed code
+    typed for a prompt=verify request passes that request's nonce (fresh_verification)."""
     token = new_token()
     db.add(
         WebSession(
@@ -243,6 +245,7 @@ def open_web_session(
             ip=client.ip,
             user_agent=(client.user_agent or "")[:512] or None,
             remembered_browser_id=remembered_browser_id,
+            prompt_verify_nonce=prompt_verify_nonce,
         )
     )
     if member.email_verified_at is None:

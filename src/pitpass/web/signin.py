@@ -15,7 +15,6 @@ from pitpass.http.cookies import (
     CHALLENGE_COOKIE,
     REMEMBER_COOKIE,
     SESSION_COOKIE,
-    VERIFIED_COOKIE,
     delete_cookie,
     set_cookie,
 )
@@ -188,18 +187,18 @@ def code_submit(
         if check.outcome is signin.CodeOutcome.ACCEPTED and challenge and member:
             remembered = signin.remember_browser(context, db, member) if remember else None
             session_token = signin.open_web_session(
-                context, db, member, client, remembered[1] if remembered else None
+                context,
+                db,
+                member,
+                client,
+                remembered[1] if remembered else None,
+                # prompt=verify: this code was typed for the request whose mark is in the
+                # challenge's return path; record its nonce (services/fresh_verification.py).
+                prompt_verify_nonce=fresh_verification.nonce_for_code(context, challenge.next_path),
             )
             remember_value = remembered[0] if remembered else None
             response = _signed_in_response(request, context, session_token, challenge.next_path)
             delete_cookie(request, response, CHALLENGE_COOKIE)
-            set_cookie(
-                request,
-                response,
-                VERIFIED_COOKIE,
-                fresh_verification.code_proof(context, db, session_token),
-                context.settings.web_session_hours * 3600,
-            )
             if remember_value:
                 set_cookie(
                     request,
@@ -231,7 +230,6 @@ def signout(request: Request, csrf_token: FormText = "") -> Response:
         )
     response = _redirect("/signin?signed_out=1")
     delete_cookie(request, response, SESSION_COOKIE)
-    delete_cookie(request, response, VERIFIED_COOKIE)
     return response
 
 
