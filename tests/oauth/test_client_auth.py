@@ -76,3 +76,36 @@ def test_basic_credentials_that_are_not_base64_ascii_are_invalid_request(world: 
         )
         expect_error(response, "invalid_request", 400)
         assert response.json()["error_description"] == "malformed HTTP Basic credentials"
+
+
+def test_the_limiters_of_the_token_endpoint_never_run_on_the_event_loop(
+    site: Any, monkeypatch: Any
+) -> None:
+    """Review of issue #11: a limiter call waits on Redis (up to its timeout when Redis is
+    frozen); on the event loop that stalls every request of the worker. Failed client
+    authentication and password_limited count in a thread."""
+    import asyncio
+
+    from pitpass.services.ratelimit import Throttle
+
+    on_loop: list[bool] = []
+
+    def watched(method: Any) -> Any:
+        def call(self: Throttle, *args: Any) -> Any:
+            try:
+                asyncio.get_running_loop()
+                on_loop.append(True)
+            except RuntimeError:
+                on_loop.append(False)
+            return method(self, *args)
+
+        return call
+
+    for name in ("count_failure", "retry_after", "take"):
+        monkeypatch.setattr(Throttle, name, watched(getattr(Throttle, name)))
+    client_id, secret, _member_id = here.issue(site)
+    limited_id, limited_secret, _pk = here.new_client(site, "Limited Tool", ["password_limited"])
+    browser = site.browser()
+    assert here.refresh(browser, client_id, "wrong", "x").json()["error"] == "invalid_client"
+    here.password_limited(browser, limited_id, limited_secret, "ana@example.com")
+    assert len(on_loop) >= 3 and not any(on_loop), on_loop

@@ -7,6 +7,8 @@ import base64
 import hmac
 from urllib.parse import unquote_plus
 
+import anyio
+
 from pitpass.core.policy import OAuthError
 from pitpass.db.models import utcnow
 from pitpass.oauth.requests import Caller, refuse_nul
@@ -60,7 +62,7 @@ async def authenticate_client(
         raise OAuthError("invalid_request", "client_id missing")
     client = await runtime.store.client(client_id, utcnow())
     if client is None:
-        raise _failed(runtime, client_id, caller, "unknown client")
+        raise await _failed(runtime, client_id, caller, "unknown client")
     if client.is_disabled:
         raise OAuthError("unauthorized_client", "this client is disabled")
     if not client.is_confidential:
@@ -68,14 +70,14 @@ async def authenticate_client(
             raise OAuthError("invalid_client", "this is a public client: it has no secret to send")
         return client
     if not secret:
-        raise _failed(runtime, client_id, caller, "client_secret missing: send it masked")
+        raise await _failed(runtime, client_id, caller, "client_secret missing: send it masked")
     presented = secret_hash(runtime.ctx, secret)
     # Every live secret is compared, in constant time (RFC 6749 §10.1, rotation grace).
     matched = False
     for stored in client.secret_hashes:
         matched |= hmac.compare_digest(presented, stored)
     if not matched:
-        raise _failed(
+        raise await _failed(
             runtime,
             client_id,
             caller,
@@ -84,15 +86,19 @@ async def authenticate_client(
     return client
 
 
-def _failed(runtime: OAuthRuntime, client_id: str, caller: Caller, why: str) -> OAuthError:
+async def _failed(runtime: OAuthRuntime, client_id: str, caller: Caller, why: str) -> OAuthError:
     """Count the failure; over the limit, say when to come back (PRODUCT.md §4).
 
     Only failures touch the limiter, so a correct request never waits on it (or
     on Redis): guessing a 256-bit secret fails either way, the limit tames the
-    load of the guessing.
+    load of the guessing. The counting runs in a thread: a slow Redis must not
+    stall the event loop, and every other request with it.
     """
+    return await anyio.to_thread.run_sync(_count_failure, runtime, f"{client_id}:{caller.ip}", why)
+
+
+def _count_failure(runtime: OAuthRuntime, key: str, why: str) -> OAuthError:
     throttle = runtime.ctx.throttles.client_auth
-    key = f"{client_id}:{caller.ip}"
     throttle.count_failure(key)
     if (wait := throttle.retry_after(key)) is not None:
         return OAuthError(

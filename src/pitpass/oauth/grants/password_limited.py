@@ -26,7 +26,8 @@ async def password_limited_grant(
         raise OAuthError("unauthorized_client", "this client may not use password_limited")
     require(params, "username", "password")
     username = normalise_identifier(params["username"])
-    _take_rate_limit(runtime, client, username, caller)
+    # In a thread: a slow Redis must not stall the event loop (issue #11).
+    await anyio.to_thread.run_sync(_take_rate_limit, runtime, client, username, caller)
     profile = runtime.ctx.settings.profile
     try:
         scope = policy.requested_scope(params.get("scope"), profile)
