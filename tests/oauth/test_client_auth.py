@@ -103,7 +103,7 @@ def test_the_limiters_of_the_token_endpoint_never_run_on_the_event_loop(
 
     for name in ("count_failure", "retry_after", "take"):
         monkeypatch.setattr(Throttle, name, watched(getattr(Throttle, name)))
-    client_id, secret, _member_id = here.issue(site)
+    client_id, _secret, _member_id = here.issue(site)
     limited_id, limited_secret, _pk = here.new_client(site, "Limited Tool", ["password_limited"])
     browser = site.browser()
     assert here.refresh(browser, client_id, "wrong", "x").json()["error"] == "invalid_client"
