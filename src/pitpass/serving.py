@@ -4,7 +4,9 @@ bounds it lacks (issue #11, defect 5; decisions.md "Header size and header deadl
 - Header size: the request line and headers may take PITPASS_MAX_HEADER_BYTES; past
   that the answer is 431 (RFC 6585 §5) and the connection is closed. httptools keeps
   a header or URL of any size in memory until it ends; this counts bytes as they
-  arrive and stops feeding the parser at the limit.
+  arrive and stops feeding the parser at the limit. A pipelined request's headers that
+  began in the previous request's read are measured as parsed when they end; until then
+  such a header may hold the limit plus that one read.
 - Header deadline: a request's headers must be complete within
   PITPASS_HEADER_TIMEOUT_SECONDS of the connection opening or of the previous
   response (slowloris). Data arriving slowly does not extend it. Past it, a
@@ -64,6 +66,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         # is being answered (its time is the application's).
         self.waiting_since: float | None = None
         self.header_bytes = 0  # bytes received while this request's headers are unfinished
+        # Pipelining: the next request's headers may begin inside a read that was counted
+        # for the previous request (or not at all, being its body), so header_bytes misses
+        # them; such headers are measured as parsed when they end. `finished_scope` is the
+        # last complete request's scope: uvicorn makes a new one when the next begins.
+        self.headers_began_mid_read = False
+        self.finished_scope: object = None
         self.headers_too_large = False
         self.header_deadline: asyncio.TimerHandle | None = None
 
@@ -105,13 +113,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self.awaiting_headers:
             self.header_bytes += len(data)
         HttpToolsProtocol.data_received(self, data)
-        # Headers still unfinished after this read: the parser holds them all in memory.
-        if (
-            self.awaiting_headers
-            and self.header_bytes > self.max_header_bytes
-            and not self.transport.is_closing()
-        ):
-            self._refuse(HEADERS_TOO_LARGE)
+        if self.awaiting_headers:
+            # Headers still unfinished after this read: the parser holds them all in memory.
+            if self.header_bytes > self.max_header_bytes and not self.transport.is_closing():
+                self._refuse(HEADERS_TOO_LARGE)
+            # A request ended in this read and nothing of the next one came with it: the
+            # next read starts its headers and counts them all.
+            elif self.headers_began_mid_read and self.scope is self.finished_scope:
+                self.headers_began_mid_read = False
 
     def send_400_response(self, msg: str) -> None:
         if self.headers_too_large:
@@ -120,13 +129,15 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             super().send_400_response(msg)
 
     def on_headers_complete(self) -> None:
-        # Headers that ended within one large read (body and all) are measured as parsed;
-        # only when the read was large enough for them to be too large.
-        if self.header_bytes > self.max_header_bytes:
+        # Headers measured as parsed: those that ended within one large read (body and
+        # all), only when the read was large enough for them to be too large, and those
+        # that began after another request in the same read (pipelining), uncounted.
+        if self.header_bytes > self.max_header_bytes or self.headers_began_mid_read:
             parsed = len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers)
             if parsed > self.max_header_bytes:
                 self.headers_too_large = True
                 raise HeadersTooLarge
+            self.headers_began_mid_read = False
         self.awaiting_headers = False
         self.waiting_since = None
         HttpToolsProtocol.on_headers_complete(self)
@@ -137,10 +148,15 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         # answered before its body ended, the connection is idle from now.
         self.awaiting_headers = True
         self.header_bytes = 0
+        self.headers_began_mid_read = True
+        self.finished_scope = self.scope
+        # self.cycle is the latest request: answered means none is running or queued.
         if self.cycle is not None and self.cycle.response_complete:
             self.waiting_since = self.loop.time()
 
     def on_response_complete(self) -> None:
         HttpToolsProtocol.on_response_complete(self)
-        if self.awaiting_headers:
+        # Idle only once the latest request is received and answered: a pipelined one
+        # that arrived whole while this was answered is running now, on the app's time.
+        if self.awaiting_headers and self.cycle.response_complete:
             self.waiting_since = self.loop.time()

@@ -138,6 +138,53 @@ class TestHeaders:
             assert answer.count(b"HTTP/1.1 ") == 1 and answer.endswith(b'{"status":"ok"}')
 
 
+class TestPipelining:
+    """Requests sent back to back in one write (HTTP/1.1 pipelining, RFC 9112 §9.3)."""
+
+    def test_a_huge_header_after_another_request_in_the_same_read_is_431(
+        self, server: LiveServer
+    ) -> None:
+        huge = b"X-Big: %s\r\n" % (b"a" * 40 * 1024)  # one loopback segment: one read
+        with _connect(server) as sock:
+            sock.sendall(
+                b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + huge + b"\r\n"
+            )
+            answer = _answer(sock)
+        assert b"HTTP/1.1 431 " in answer and answer.count(b"HTTP/1.1 200 ") <= 1, answer[:300]
+
+    def test_a_huge_header_begun_after_another_request_is_431_when_it_ends(
+        self, server: LiveServer
+    ) -> None:
+        """The huge header starts in the first request's read and ends in a later one."""
+        with _connect(server) as sock:
+            sock.sendall(
+                b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40 * 1024
+            )
+            time.sleep(HEADER_TIMEOUT / 4)  # most often a read of its own; either way, 431
+            sock.sendall(b"\r\n\r\n")
+            answer = _answer(sock)
+        assert b"HTTP/1.1 431 " in answer and answer.count(b"HTTP/1.1 200 ") <= 1, answer[:300]
+
+    def test_pipelined_requests_are_all_answered_however_long_they_take(
+        self, server: LiveServer
+    ) -> None:
+        """The header deadline runs only while no request is queued or being answered.
+        Here the answers outlast it: the client reads nothing for three deadlines, so
+        they stall on full socket buffers while the later requests wait their turn."""
+        count = 1200  # ~4 MB of stylesheet; the buffers hold about 3 MB of it
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect
+            host, port = server.base_url.removeprefix("http://").split(":")
+            sock.settimeout(PATIENCE)
+            sock.connect((host, int(port)))
+            sock.sendall(b"GET /static/pitpass.css HTTP/1.1\r\nHost: x\r\n\r\n" * count)
+            time.sleep(HEADER_TIMEOUT * 3)
+            answer = _answer(sock)  # all the answers, then the close once idle
+        assert answer.count(b"HTTP/1.1 200 ") == count
+
+
 def _peak_rss_kib(server: LiveServer) -> int:
     status = Path(f"/proc/{server.process.pid}/status").read_text()
     line = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
