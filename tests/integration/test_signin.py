@@ -49,6 +49,20 @@ def test_sign_in_returns_to_a_local_next_page_only(site: Site) -> None:
     assert done.headers["location"] == "/account"
 
 
+def test_a_next_page_longer_than_its_column_is_not_a_500(site: Site) -> None:
+    """The sign-in challenge keeps the next page in 2,000 characters (PostgreSQL enforces
+    it): a longer one is the default page, not a 500 (found in the review of issue #11)."""
+    site.add_member(EMAIL)
+    browser = site.browser()
+    started = site.submit(
+        browser, "/signin", "/signin", email=EMAIL, password=GOOD_PASSWORD, next="/" + "a" * 2100
+    )
+    assert started.status_code == 303
+    code = site.mailbox.code_for(EMAIL)
+    done = site.submit(browser, "/signin/code", "/signin/code", code=code)
+    assert done.headers["location"] == "/account"
+
+
 def test_wrong_password_and_unknown_email_read_the_same(site: Site) -> None:
     site.add_member(EMAIL)
     browser = site.browser()

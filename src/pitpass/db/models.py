@@ -29,6 +29,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from pitpass.core import policy
+from pitpass.core.paths import MAX_NEXT_PATH
 
 
 def utcnow() -> datetime:
@@ -100,7 +101,7 @@ class SignInChallenge(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), index=True)
     code_hash: Mapped[str] = mapped_column(String(64))
-    next_path: Mapped[str] = mapped_column(String(2000))
+    next_path: Mapped[str] = mapped_column(String(MAX_NEXT_PATH))
     remembered_browser_rejected: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
