@@ -14,7 +14,9 @@ def safe_next_path(candidate: str | None, default: str = "/account") -> str:
     Rejects absolute URLs, scheme-relative `//host` and the `/\\host` form that
     some browsers read as scheme-relative, and paths longer than `MAX_NEXT_PATH`.
     """
-    if not candidate or len(candidate) > MAX_NEXT_PATH or not candidate.startswith("/") or candidate.startswith(("//", "/\\")):
+    if not candidate or len(candidate) > MAX_NEXT_PATH:
+        return default
+    if not candidate.startswith("/") or candidate.startswith(("//", "/\\")):
         return default
     if any(ord(ch) < 0x20 for ch in candidate):
         return default
