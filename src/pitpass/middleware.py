@@ -202,14 +202,14 @@ async def _send_server_error(send: Send, request_id: str) -> None:
         "<!doctype html><title>Something went wrong</title><h1>Something went wrong</h1>"
         f"<p>The error was logged. Quote this request id when reporting it: {request_id}</p>"
     ).encode()
-    await _send_500(send, b"text/html; charset=utf-8", body)
+    await _send_response(send, 500, b"text/html; charset=utf-8", body)
 
 
 async def _send_json_server_error(send: Send, request_id: str, issuer: str) -> None:
     """PRODUCT.md §4's error shape for `server_error`, never a stack trace."""
     description = f"an unexpected error; quote request id {request_id}"
     body = json.dumps(_error_body(issuer, "server_error", description)).encode()
-    await _send_500(send, b"application/json", body)
+    await _send_response(send, 500, b"application/json", body)
 
 
 def _error_body(issuer: str, error: str, description: str) -> dict[str, object]:
@@ -222,10 +222,6 @@ def _error_body(issuer: str, error: str, description: str) -> dict[str, object]:
         "error_description": description,
         "error_uri": error_uri(issuer, error),
     }
-
-
-async def _send_500(send: Send, content_type: bytes, body: bytes) -> None:
-    await _send_response(send, 500, content_type, body)
 
 
 async def _send_response(send: Send, status: int, content_type: bytes, body: bytes) -> None:
