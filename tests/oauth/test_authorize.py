@@ -5,6 +5,7 @@ RFC 8252 §7.3), §4.1.1 and §4.1.2.1 (errors after the client is known go back
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
@@ -319,7 +320,9 @@ class TestPromptVerifyNeedsTheEmailedCode:
         again = browser.get(remembered.headers["location"])
         self.assert_sent_to_the_code(again)
 
-    def test_the_emailed_code_then_consent_still_gives_a_code(self, world: World) -> None:
+    def step_up_then_consent(self, world: World) -> tuple[Any, Any, str]:
+        """A step-up done right: the emailed code, then consent, which yields a code.
+        (The browser, the consent page, and where the code step sent the browser.)"""
         client_id, _s, email, browser = fresh(world)
         first = browser.get("/oauth2/authorize", params=self.verify_query(client_id, None))
         signed_in = world.sign_in(browser, email, next_path=_next_of(first), verify=True)
@@ -327,6 +330,10 @@ class TestPromptVerifyNeedsTheEmailedCode:
         assert page.status_code == 200 and "decision" in page.text
         approved = world.consent(browser, page)
         assert approved.status_code == 302 and "code=" in approved.headers["location"]
+        return browser, page, signed_in.headers["location"]
+
+    def test_the_emailed_code_then_consent_still_gives_a_code(self, world: World) -> None:
+        self.step_up_then_consent(world)
 
     # A mark is no secret: GET /authorize hands one to anybody, and old ones sit in the
     # browser's history. Only the emailed code typed for the mark's own request counts.
@@ -393,12 +400,6 @@ class TestPromptVerifyNeedsTheEmailedCode:
         assert reissued.status_code == 302 and "code=" in reissued.headers["location"]
 
     def test_the_consent_post_ends_the_step_up_too(self, world: World) -> None:
-        client_id, _s, email, browser = fresh(world)
-        first = browser.get("/oauth2/authorize", params=self.verify_query(client_id, None))
-        signed_in = world.sign_in(browser, email, next_path=_next_of(first), verify=True)
-        page = browser.get(signed_in.headers["location"])
-        assert page.status_code == 200 and "decision" in page.text
-        approved = world.consent(browser, page)
-        assert approved.status_code == 302 and "code=" in approved.headers["location"]
+        browser, page, after_code = self.step_up_then_consent(world)
         self.assert_sent_to_the_code(world.consent(browser, page))  # the form posted again
-        self.assert_sent_to_the_code(browser.get(signed_in.headers["location"]))
+        self.assert_sent_to_the_code(browser.get(after_code))
