@@ -39,7 +39,7 @@ PASSWORD = "a sturdy test password"
 STAFF = "staff@example.com"
 ROTATIONS_BEFORE_THE_KILL = 8  # across all clients: the kill lands mid-load
 LOOKS = 500  # pauses of the server to find a committed rotation not yet answered
-KILLS = 4
+KILLS = 8  # stops at the first kill that lands in the window; under load a look can miss it
 
 
 @dataclass
