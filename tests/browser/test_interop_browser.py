@@ -12,7 +12,7 @@ import re
 import jwt
 import pytest
 from authlib.integrations.requests_client import OAuth2Session
-from playwright.sync_api import Route
+from playwright.sync_api import Route, expect
 
 from pitpass.core.masking import mask_secret
 from tests.browser.conftest import Stage
@@ -99,5 +99,8 @@ def test_authlib_code_pkce_refresh_and_pyjwt_verification(stage: Stage) -> None:
     assert app.get_by_text("iracing.profile").count() == 1
     assert app.locator("table.sessions tbody tr").count() == 1
     app.get_by_role("button", name="Withdraw consent").click()
+    page.get_by_role("heading", name="Withdraw consent from Interop App?").wait_for()
+    page.get_by_role("button", name="Withdraw consent").click()
+    expect(page.get_by_role("status")).to_have_text(re.compile("Consent withdrawn"))
     page.get_by_text("No app is connected to your account.").wait_for()
     assert session.get(f"{issuer}/iracing/profile").status_code == 401

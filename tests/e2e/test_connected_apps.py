@@ -33,10 +33,13 @@ class TestConnectedApps:
         second = {"Authorization": f"Bearer {tokens[1]['access_token']}"}
         assert world.browser().get("/oauth2/sessions", headers=first).status_code == 401
         assert world.browser().get("/oauth2/sessions", headers=second).status_code == 200
-        withdrawn = browser.post(
-            f"/account/apps/{client_id}/withdraw", data={"csrf_token": csrf.group(1)}
-        )
+        withdraw = f"/account/apps/{client_id}/withdraw"
+        asked = browser.post(withdraw, data={"csrf_token": csrf.group(1)})
+        assert asked.status_code == 200 and 'name="confirmed" value="yes"' in asked.text
+        assert world.browser().get("/oauth2/sessions", headers=second).status_code == 200
+        withdrawn = browser.post(withdraw, data={"csrf_token": csrf.group(1), "confirmed": "yes"})
         assert withdrawn.status_code == 303
+        assert withdrawn.headers["location"] == "/account/apps?done=consent-withdrawn"
         assert world.browser().get("/oauth2/sessions", headers=second).status_code == 401
         again = browser.get(
             "/oauth2/authorize",

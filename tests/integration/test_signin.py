@@ -180,8 +180,8 @@ def test_sign_out_ends_the_session_for_good(site: Site) -> None:
     site.sign_in(browser, EMAIL)
     session_cookie = browser.cookies.get(SESSION_COOKIE)
     out = site.submit(browser, "/account", "/signout")
-    assert out.headers["location"] == "/signin?signed_out=1"
-    assert "You are signed out." in browser.get("/signin?signed_out=1").text
+    assert out.headers["location"] == "/signin?done=signed-out"
+    assert "You are signed out." in browser.get("/signin?done=signed-out").text
     stale = site.browser()
     stale.cookies.set(SESSION_COOKIE, session_cookie)
     assert stale.get("/account").headers["location"] == "/signin?next=%2Faccount"

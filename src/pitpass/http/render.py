@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 from pitpass.http.context import app_context
 from pitpass.http.csrf import csrf_token, set_minted_cookie
 from pitpass.http.members import current_member
+from pitpass.http.notices import notice_for
 
 # The templates stay beside the pages that own most of them (and in package-data).
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent.parent / "web" / "templates"))
@@ -35,8 +36,13 @@ def render(
         "csrf_token": csrf_token(request),
         "signup_open": settings.signup_open,
         "due_days": settings.request_due_days,
+        # The confirmation of the action that led here (http/notices.py); a page's own
+        # notice, when it passes one, takes its place.
+        "notice": notice_for(request.query_params.get("done")),
     }
-    values.update(context or {})
+    values.update(
+        {key: value for key, value in (context or {}).items() if key != "notice" or value}
+    )
     response = TEMPLATES.TemplateResponse(request, template, values, status_code=status_code)
     set_minted_cookie(request, response)
     return response

@@ -9,9 +9,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from pitpass.db.models import Member
 from pitpass.http.caller import client_of
+from pitpass.http.confirm import confirmation_page, is_confirmed
 from pitpass.http.context import app_context
 from pitpass.http.cookies import REMEMBER_COOKIE, delete_cookie
 from pitpass.http.csrf import require_csrf
+from pitpass.http.notices import done_url
 from pitpass.http.render import render
 from pitpass.http.row_ids import row_id
 from pitpass.services import access_lists, audit, connected_apps, signin
@@ -114,16 +116,38 @@ def sign_out_app_session(
 
 @router.post("/account/apps/{client_id}/{action}")
 def disconnect_app(
-    request: Request, client_id: str, action: str, csrf_token: Annotated[str, Form()] = ""
+    request: Request,
+    client_id: str,
+    action: str,
+    csrf_token: Annotated[str, Form()] = "",
+    confirmed: Annotated[str, Form()] = "",
 ) -> Response:
     """`sign-out` ends every session of the client; `withdraw` also forgets the consent."""
     member = _member_sending(request, csrf_token)
+    withdraw = action == "withdraw"
     with app_context(request).session() as db:
         client = clients_service.by_client_id(db, client_id)
         if client is None or action not in ("sign-out", "withdraw"):
             no_app = "That app or action does not exist."
             return error_page(request, "No such app", no_app, 404)
+        if not is_confirmed(confirmed):
+            return confirmation_page(
+                request,
+                title=f"Withdraw consent from {client.name}?"
+                if withdraw
+                else f"Sign out of {client.name} everywhere?",
+                explanation=(
+                    f"{client.name} is signed out on every device and must ask for your "
+                    "consent again before it can sign you in."
+                    if withdraw
+                    else f"{client.name} is signed out on every device; "
+                    "you can sign in again at any time."
+                ),
+                button="Withdraw consent" if withdraw else "Sign out everywhere",
+                cancel_path="/account/apps",
+            )
         connected_apps.disconnect(
-            db, member, client, client_of(request).ip, withdraw_consent=action == "withdraw"
+            db, member, client, client_of(request).ip, withdraw_consent=withdraw
         )
-    return RedirectResponse("/account/apps", status_code=303)
+    done = "consent-withdrawn" if withdraw else "app-signed-out"
+    return RedirectResponse(done_url("/account/apps", done), status_code=303)

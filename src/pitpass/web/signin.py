@@ -20,6 +20,7 @@ from pitpass.http.cookies import (
 )
 from pitpass.http.csrf import require_csrf
 from pitpass.http.members import current_member
+from pitpass.http.notices import done_url
 from pitpass.http.render import render
 from pitpass.services import fresh_verification, signin, signin_limits, signup
 from pitpass.services import members as members_service
@@ -70,9 +71,7 @@ def _code_step_response(
 
 
 @router.get("/signin", response_class=HTMLResponse)
-def signin_page(
-    request: Request, next: str = "", verify: str = "", signed_out: str = ""
-) -> Response:
+def signin_page(request: Request, next: str = "", verify: str = "") -> Response:
     next_path = safe_next_path(next)
     if current_member(request) is not None and not verify:
         return _redirect(next_path)
@@ -82,7 +81,6 @@ def signin_page(
         {
             "next": next_path,
             "verify": bool(verify),
-            "notice": "You are signed out." if signed_out else "",
         },
     )
 
@@ -228,7 +226,7 @@ def signout(request: Request, csrf_token: FormText = "") -> Response:
         signin.close_web_session(
             context, db, request.cookies.get(SESSION_COOKIE), client_of(request)
         )
-    response = _redirect("/signin?signed_out=1")
+    response = _redirect(done_url("/signin", "signed-out"))
     delete_cookie(request, response, SESSION_COOKIE)
     return response
 
