@@ -12,6 +12,7 @@ from fastapi.templating import Jinja2Templates
 
 from pitpass.http.context import app_context
 from pitpass.http.csrf import csrf_token, set_minted_cookie
+from pitpass.http.labels import label
 from pitpass.http.members import current_member
 from pitpass.http.notices import notice_for
 
@@ -24,6 +25,7 @@ def _when(moment: datetime | None) -> str:
 
 
 TEMPLATES.env.filters["when"] = _when
+TEMPLATES.env.filters["label"] = label
 
 
 def render(
