@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import anyio
 from fastapi import APIRouter, Request
@@ -220,11 +220,20 @@ def _verification_used_up(
     )
 
 
+def _destination(redirect_uri: str) -> str:
+    """The host the browser goes to after consent; a native app's scheme when it has none."""
+    parts = urlsplit(redirect_uri)
+    return parts.hostname or f"{parts.scheme}:"
+
+
 def _consent_page(
-    request: Request, auth: AuthorizationRequest, db: Session, status_code: int = 200
+    request: Request, auth: AuthorizationRequest, db: Session, member: Member
 ) -> Response:
     client = by_client_id(db, auth.client.client_id)
     profile = app_context(request).settings.profile
+    # "Not you?" signs out, then signs in again for this same request; without the
+    # prompt=verify mark, which `/authorize` mints afresh when it is needed.
+    again = {k: v for k, v in auth.params.items() if k != VERIFY_MARKER}
     return render(
         request,
         "consent.html",
@@ -233,8 +242,10 @@ def _consent_page(
             "scopes": policy.scope_meanings(auth.scope, profile),
             "params": auth.params,
             "action": request.url.path,
+            "signed_in": member,
+            "not_you_next": f"{request.url.path}?{urlencode(again)}",
+            "destination": _destination(auth.redirect_uri),
         },
-        status_code=status_code,
     )
 
 
@@ -251,7 +262,7 @@ def _answer_request(
         if member is None or member.is_disabled:
             return _signin_first(request, auth)
         if not _consented(db, member, auth):
-            return _consent_page(request, auth, db)  # its POST is checked, and ends it
+            return _consent_page(request, auth, db, member)  # its POST is checked, and ends it
         if _verification_used_up(request, db, auth, web_session):
             return _signin_first(request, auth)
         return _issue_code(runtime, request, db, auth, member, web_session)

@@ -107,7 +107,9 @@ def _decoy_hash(ctx: AppContext, challenge_token: str) -> str:
     return ctx.keyring.token_hash(f"signup-decoy:{challenge_token}")
 
 
-def start_decoy_challenge(ctx: AppContext, db: Session, member: Member, client: Client) -> str:
+def start_decoy_challenge(
+    ctx: AppContext, db: Session, member: Member, client: Client, next_path: str = "/account"
+) -> str:
     """A code step no code opens, for a sign-up with an email that has an account: the
     browser sees what a new account sees (issue #11, defect 10). Its wrong guesses do not
     count against the member, so it cannot be used to spend their code tries."""
@@ -117,7 +119,7 @@ def start_decoy_challenge(ctx: AppContext, db: Session, member: Member, client: 
             token_hash=ctx.keyring.token_hash(token),
             member_id=member.id,
             code_hash=_decoy_hash(ctx, token),
-            next_path="/account",
+            next_path=next_path,
             expires_at=utcnow() + timedelta(minutes=ctx.settings.signin_code_minutes),
             ip=client.ip,
         )

@@ -18,24 +18,35 @@ from pitpass.services.members import NewMember
 
 
 def sign_up(
-    ctx: AppContext, db: Session, new: NewMember, client: signin.Client
+    ctx: AppContext,
+    db: Session,
+    new: NewMember,
+    client: signin.Client,
+    next_path: str = "/account",
 ) -> tuple[str, list[int]]:
-    """The challenge token for the code page's cookie, and the mail to send.
+    """The challenge token for the code page's cookie, and the mail to send; the code
+    leads to `next_path` (an app's consent, when the sign-up started at its sign-in).
     Raises MemberError only when another sign-up won a race for the same email."""
     existing = members.find_by_email(db, new.email)
     if existing is not None:
-        return answer_existing_account(ctx, db, existing, new.password, client)
+        return answer_existing_account(ctx, db, existing, new.password, client, next_path)
     member = members.create_member(db, new, ip=client.ip)
-    token, mail_id = signin.start_challenge(ctx, db, member, "/account", client)
+    token, mail_id = signin.start_challenge(ctx, db, member, next_path, client)
     return token, [mail_id]
 
 
 def answer_existing_account(
-    ctx: AppContext, db: Session, member: Member, password: str, client: signin.Client
+    ctx: AppContext,
+    db: Session,
+    member: Member,
+    password: str,
+    client: signin.Client,
+    next_path: str = "/account",
 ) -> tuple[str, list[int]]:
     # The argon2 work a new account costs, so the answer takes as long.
     members.hash_masked_password(mask_secret(password, member.email))
-    token = signin.start_decoy_challenge(ctx, db, member, client)
+    # The same next path, so the code page names the same app as a new account's would.
+    token = signin.start_decoy_challenge(ctx, db, member, client, next_path)
     audit.record(db, "signup.existing_email", actor=member, ip=client.ip)
     allowed, _remaining, _reset = ctx.throttles.signup_notices.take(member.email)
     if not allowed:  # the owner has heard already; the browser's answer stays the same

@@ -19,6 +19,7 @@ from pitpass.http.cookies import (
     set_cookie,
 )
 from pitpass.http.csrf import require_csrf
+from pitpass.http.journey import app_journey, with_next
 from pitpass.http.members import current_member
 from pitpass.http.notices import done_url
 from pitpass.http.render import render
@@ -81,6 +82,8 @@ def signin_page(request: Request, next: str = "", verify: str = "") -> Response:
         {
             "next": next_path,
             "verify": bool(verify),
+            "journey": app_journey(request, next_path),
+            "signup_url": with_next("/signup", next),
         },
     )
 
@@ -138,7 +141,14 @@ def _signin_refused(
     response = render(
         request,
         "signin.html",
-        {"next": next_path, "verify": verify, "email": email, "error": refused.message},
+        {
+            "next": next_path,
+            "verify": verify,
+            "email": email,
+            "error": refused.message,
+            "journey": app_journey(request, next_path),
+            "signup_url": with_next("/signup", next_path),
+        },
         status_code=429 if refused.retry_after else 400,
     )
     if refused.retry_after:
@@ -154,7 +164,9 @@ def code_page(request: Request) -> Response:
         if challenge is None or challenge.consumed_at is not None:
             return _redirect("/signin")
         member = db.get(Member, challenge.member_id)
-    return render(request, "code.html", _code_page_values(context, challenge, member))
+    values = _code_page_values(context, challenge, member)
+    values["journey"] = app_journey(request, challenge.next_path)
+    return render(request, "code.html", values)
 
 
 def _code_page_values(
@@ -207,6 +219,7 @@ def code_submit(
                 )
             return response
     values = _code_page_values(context, challenge, member)
+    values["journey"] = app_journey(request, challenge.next_path if challenge else None)
     values["error"] = check.message
     values["start_over"] = check.outcome not in (
         signin.CodeOutcome.WRONG,
@@ -219,23 +232,24 @@ def code_submit(
 
 
 @router.post("/signout")
-def signout(request: Request, csrf_token: FormText = "") -> Response:
+def signout(request: Request, csrf_token: FormText = "", next: FormText = "") -> Response:
+    """Sign out; with `next` ("Not you?" on consent), sign in again to go there."""
     require_csrf(request, csrf_token)
     context = app_context(request)
     with context.session() as db:
         signin.close_web_session(
             context, db, request.cookies.get(SESSION_COOKIE), client_of(request)
         )
-    response = _redirect(done_url("/signin", "signed-out"))
+    response = _redirect(done_url(with_next("/signin", next), "signed-out"))
     delete_cookie(request, response, SESSION_COOKIE)
     return response
 
 
 @router.get("/signup", response_class=HTMLResponse)
-def signup_page(request: Request) -> Response:
+def signup_page(request: Request, next: str = "") -> Response:
     if not app_context(request).settings.signup_open:
         return render(request, "signup_closed.html", status_code=404)
-    return render(request, "signup.html", {"values": {}, "errors": {}})
+    return render(request, "signup.html", _signup_values(request, next, {}, {}))
 
 
 @router.post("/signup", response_class=HTMLResponse)
@@ -246,10 +260,12 @@ def signup_submit(
     display_name: FormText = "",
     password: FormText = "",
     password_again: FormText = "",
+    next: FormText = "",
     csrf_token: FormText = "",
 ) -> Response:
     require_csrf(request, csrf_token)
     context = app_context(request)
+    next_path = safe_next_path(next)
     if not context.settings.signup_open:
         return render(request, "signup_closed.html", status_code=404)
     client = client_of(request)
@@ -262,26 +278,37 @@ def signup_submit(
             if "password" not in errors and password != password_again:
                 errors["password_again"] = "The two passwords are not the same."  # noqa: S105
             if errors:
-                return _signup_refused(request, email, display_name, errors)
-            challenge_token, mail_ids = signup.sign_up(context, db, new, client)
+                return _signup_refused(request, next, email, display_name, errors)
+            challenge_token, mail_ids = signup.sign_up(context, db, new, client, next_path)
     except members_service.MemberError:  # the same email, a moment earlier: now it exists
         with context.session() as db:
             winner = members_service.find_by_email(db, new.email)
             if winner is None:  # the race was for a customer id: nothing was created
                 retry = {"email": "Another sign-up happened at the same moment. Send it again."}
-                return _signup_refused(request, email, display_name, retry)
+                return _signup_refused(request, next, email, display_name, retry)
             challenge_token, mail_ids = signup.answer_existing_account(
-                context, db, winner, password, client
+                context, db, winner, password, client, next_path
             )
     return _code_step_response(request, background, context, challenge_token, mail_ids)
 
 
+def _signup_values(
+    request: Request, next: str, values: dict[str, str], errors: dict[str, str]
+) -> dict[str, object]:
+    # An app's sign-up keeps its `next` through the code step to consent (http/journey.py).
+    kept = safe_next_path(next, default="")
+    return {
+        "values": values,
+        "errors": errors,
+        "next": kept,
+        "journey": app_journey(request, kept),
+    }
+
+
 def _signup_refused(
-    request: Request, email: str, display_name: str, errors: dict[str, str]
+    request: Request, next: str, email: str, display_name: str, errors: dict[str, str]
 ) -> Response:
+    values = {"email": email, "display_name": display_name}
     return render(
-        request,
-        "signup.html",
-        {"values": {"email": email, "display_name": display_name}, "errors": errors},
-        status_code=400,
+        request, "signup.html", _signup_values(request, next, values, errors), status_code=400
     )
