@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlencode
 
 import anyio
 from fastapi import FastAPI, Request
@@ -29,7 +30,7 @@ from pitpass.config import Settings, load_settings
 from pitpass.db.migrate import is_up_to_date
 from pitpass.http.csrf import CsrfRejected
 from pitpass.http.deadline import RequestDeadline
-from pitpass.http.members import SignInRequired, StaffOnly, signin_url
+from pitpass.http.members import SignInRequired, StaffOnly, TwoStepRequired, signin_url
 from pitpass.http.render import render
 from pitpass.http.status import MALFORMED, status_text
 from pitpass.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -43,7 +44,17 @@ from pitpass.services.context import AppContext
 from pitpass.services.crypto import SealError
 from pitpass.services.outages import UNAVAILABLE_ERRORS, description, unavailable_kind
 from pitpass.storage import STORAGE_UNAVAILABLE_ERRORS, token_store
-from pitpass.web import account, console, portal, signin
+from pitpass.web import (
+    account,
+    account_data,
+    account_security,
+    console,
+    portal,
+    recovery,
+    signin,
+    site,
+    two_step,
+)
 from pitpass.web.book import book_router
 
 log = logging.getLogger("pitpass.app")
@@ -102,8 +113,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
-        description="Request and manage OAuth clients (PRODUCT.md §3). Sign in on the web "
-        "pages first; send `X-CSRF-Token` (from `GET /api/v1/me`) on every change.",
+        description="Request and manage OAuth clients. Sign in on the web pages first; send "
+        "`X-CSRF-Token` (from `GET /api/v1/me`) on every change. The developer book, under "
+        f"`{context.settings.issuer_path.rstrip('/')}/book/`, explains clients, flows and tokens.",
     )
     app.state.context = context
     app.state.oauth = OAuthRuntime(
@@ -131,8 +143,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     static = StaticFiles(directory=str(Path(__file__).parent / "web" / "static"))
     app.routes.append(metrics.TemplatedMount("/static", static, name="static"))
-    for router in (signin.router, account.router, portal.router, console.router):
-        app.include_router(router, include_in_schema=False)
+    pages = [site, signin, recovery, account, account_security, two_step, account_data]
+    pages += [portal, console]  # their routers include web/portal_clients, web/console_members
+    for module in pages:
+        app.include_router(module.router, include_in_schema=False)
     app.include_router(api_v1.router)
     app.include_router(book_router(context.settings.issuer_path))
     app.include_router(authorize_router(context.settings.issuer_path))
@@ -224,6 +238,11 @@ def _add_error_pages(app: FastAPI) -> None:
             {"title": "Staff only", "detail": "This page is for staff. Your account is not."},
             status_code=403,
         )
+
+    @app.exception_handler(TwoStepRequired)
+    def two_step_required(_request: Request, error: TwoStepRequired) -> Response:
+        query = urlencode({"next": error.next_path})
+        return RedirectResponse(f"/account/two-step?{query}", status_code=303)
 
     @app.exception_handler(ApiError)
     def api_error(_request: Request, error: ApiError) -> Response:

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from pitpass import cli_common as common
 from pitpass import metrics
 from pitpass.cli_common import JsonOption, fail, print_json, print_table
+from pitpass.cli_members import members_app
 from pitpass.cli_staff import access_app, clients_app, requests_app
 from pitpass.db import migrate
 from pitpass.db.models import Member, utcnow
@@ -23,7 +24,6 @@ from pitpass.services.members import MemberError, NewMember
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Pitpass authorization service")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema")
-members_app = typer.Typer(no_args_is_help=True, help="Member accounts")
 keys_app = typer.Typer(no_args_is_help=True, help="Token signing keys")
 secret_key_app = typer.Typer(no_args_is_help=True, help="PITPASS_SECRET_KEY rotation")
 app.add_typer(db_app, name="db")

@@ -110,6 +110,8 @@ class Settings(BaseSettings):
     signin_code_attempts: int = Field(default=5, ge=1, le=20)
     remember_browser_days: int = Field(default=30, ge=1, le=365)
     web_session_hours: int = Field(default=12, ge=1, le=24 * 30)
+    # Staff must have an authenticator app before any staff page or API call (issue #12).
+    staff_require_totp: bool = False
     signin_failures_per_account: str = "5/15 minutes"
     signin_failures_per_ip: str = "30/15 minutes"
     # Issue #11: limits that an outsider cannot turn into a lock-out (docs/decisions.md).
@@ -118,6 +120,13 @@ class Settings(BaseSettings):
     signin_codes_per_member: str = "5/15 minutes"
     signup_notices_per_email: str = "3/hour"
     access_list_adds_per_developer: str = "10/hour"
+    # Issue #12: getting back into an account and changing its sign-in (docs/decisions.md).
+    password_reset_minutes: int = Field(default=30, ge=5, le=24 * 60)
+    password_resets_per_email: str = "5/hour"  # noqa: S105 - a rate
+    password_resets_per_ip: str = "20/hour"  # noqa: S105 - a rate
+    signin_code_resends_per_challenge: str = "3/15 minutes"
+    email_changes_per_member: str = "5/hour"
+    account_password_failures_per_member: str = "5/15 minutes"  # noqa: S105 - a rate
     forwarded_allow_ips: str = "127.0.0.1"
     # `pitpass serve`'s connections (serving.py): the request line and headers may take
     # this many bytes (else 431), and must arrive within this many seconds (else closed).
@@ -206,6 +215,11 @@ class Settings(BaseSettings):
         "signin_codes_per_member",
         "signup_notices_per_email",
         "access_list_adds_per_developer",
+        "password_resets_per_email",
+        "password_resets_per_ip",
+        "signin_code_resends_per_challenge",
+        "email_changes_per_member",
+        "account_password_failures_per_member",
         "password_limited_rate",
         "client_auth_failures_per_client",
     )

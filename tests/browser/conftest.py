@@ -85,3 +85,7 @@ def stage(chromium: Browser, tmp_path: Path) -> Iterator[Stage]:
     extra = {"PITPASS_SIGNIN_FAILURES_PER_ACCOUNT_IP": "3/15 minutes"}
     with smtp_server() as (mailbox, port), live_server(tmp_path, smtp_env(port) | extra) as server:
         yield Stage(server, mailbox, chromium)
+
+
+# The populated world of every page (tests/browser/pages.py), one per test module.
+from tests.browser.pages import world  # noqa: E402, F401

@@ -38,6 +38,8 @@ def decide(staff: Page, client_name: str, button: str, message: str = "") -> Non
         form = {"Reject": "#reject-form", "Request changes": "#changes-form"}[button]
         staff.locator(f"{form} textarea").fill(message)
     staff.get_by_role("button", name=button).click()
+    if button == "Reject" and message:
+        staff.get_by_role("button", name="Reject the request").click()  # the confirmation step
 
 
 def emailed_link(stage: Stage, client_id: str) -> str:
@@ -57,7 +59,7 @@ def test_templates_bad_fields_approval_secret_once_link_once_rotation(
         redirect_uris="https://www.myleague.com/oauth/callback#done",
         client_name="iRacer Tools",
     )
-    expect(developer.locator("#redirect_uris-error")).to_contain_text(
+    expect(developer.locator("#redirect_uris-0-error")).to_contain_text(
         "a redirect URI must not contain a fragment: remove '#done'"
     )
     expect(developer.locator("#client_name-error")).to_contain_text("must not imitate")
@@ -65,12 +67,12 @@ def test_templates_bad_fields_approval_secret_once_link_once_rotation(
     developer.locator("#client_name").fill("My League Manager")
     developer.locator("#redirect_uris").fill("https://www.myleague.com/oauth/callback")
     developer.get_by_role("button", name="Send the request").click()
-    expect(developer.locator("#request-status")).to_have_text("submitted")
+    expect(developer.locator("#request-status")).to_have_text("Waiting for review")
     submit_template(developer, "data-tool")
-    expect(developer.locator("#request-status")).to_have_text("submitted")
+    expect(developer.locator("#request-status")).to_have_text("Waiting for review")
 
     decide(staff, "My League Manager", "Approve and issue")
-    expect(staff.locator("#request-status")).to_have_text("approved")
+    expect(staff.locator("#request-status")).to_have_text("Approved")
 
     developer.goto("/portal")
     developer.get_by_role("link", name="my-league-manager").click()
@@ -87,13 +89,16 @@ def test_templates_bad_fields_approval_secret_once_link_once_rotation(
     developer.goto(link)
     developer.get_by_role("button", name="Show the secret once").click()
     expect(developer.locator("#client-secret")).to_be_visible()
-    developer.goto(link)
-    developer.get_by_role("button", name="Show the secret once").click()
+    developer.goto(link)  # used: no button any more, and a way to the client
+    expect(developer.get_by_role("button", name="Show the secret once")).to_have_count(0)
     expect(developer.get_by_role("alert")).to_contain_text("already viewed on")
+    developer.get_by_role("link", name=re.compile("Go to the page of")).click()
+    expect(developer.locator("#client-id")).to_have_text("my-sim-data-tool")
 
     # Rotation shows a new secret once and keeps the old one for the grace period.
     developer.goto("/portal/clients/my-league-manager")
     developer.get_by_role("button", name="Rotate the secret").click()
+    developer.get_by_role("button", name="Rotate the secret").click()  # the confirmation step
     rotated = developer.locator("#client-secret").inner_text()
     assert rotated != secret
     expect(developer.get_by_text("The previous secret keeps working for 7 days.")).to_be_visible()
@@ -131,7 +136,8 @@ def test_rejection_and_changes_requested_then_resubmitted(
     expect(staff.locator("#decision-error")).to_contain_text("write a message")
     staff.locator("#reject-form textarea").fill("This duplicates an existing client.")
     staff.get_by_role("button", name="Reject").click()
-    expect(staff.locator("#request-status")).to_have_text("rejected")
+    staff.get_by_role("button", name="Reject the request").click()
+    expect(staff.locator("#request-status")).to_have_text("Rejected")
 
     decide(staff, "Grid Tools", "Request changes", "Add your staging redirect URI.")
     developer.goto("/portal")
@@ -145,7 +151,7 @@ def test_rejection_and_changes_requested_then_resubmitted(
         "https://www.myleague.com/oauth/callback\nhttps://staging.myleague.com/oauth/callback"
     )
     developer.get_by_role("button", name="Resubmit").click()
-    expect(developer.locator("#request-status")).to_have_text("submitted")
+    expect(developer.locator("#request-status")).to_have_text("Waiting for review")
     expect(developer.locator("ol.history")).to_contain_text("resubmitted")
 
 

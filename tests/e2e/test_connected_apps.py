@@ -21,7 +21,7 @@ class TestConnectedApps:
         page = browser.get("/account/apps")
         assert page.status_code == 200
         assert page.text.count('/sign-out" class="inline"') >= 2
-        assert "Chrome / Linux" in page.text
+        assert "Chrome on Linux" in page.text
         first_session = claims_of(tokens[0]["access_token"])["session_id"]
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
         assert csrf

@@ -66,6 +66,13 @@ FIELDS = [
     "template",
     "forgotten",
     "signed_out",
+    "password_again",
+    "current_password",
+    "new_password",
+    "new_password_again",
+    "new_email",
+    "q",
+    "reason",
 ]
 HOSTILE = [
     "",
@@ -110,9 +117,13 @@ def known_values(site: Site, developer: Caller, staff: Caller) -> dict[str, list
         "request_id": [str(first), str(pending)],
         "client_id": [client_id],
         "entry_id": ["1", "2", "3"],
+        "member_id": ["1", "2"],
         "session_id": ["00000000-0000-0000-0000-000000000000"],
         "answer": ["accept", "decline"],
-        "action": ["disable", "enable", "access-add", "access-remove", "disconnect", "withdraw"],
+        "action": [
+            *("disable", "enable", "access-add", "access-remove", "disconnect", "withdraw"),
+            *("grant-staff", "remove-staff"),
+        ],
         "decision": ["approve", "reject", "request-changes"],
         "page": ["1", "2", "errors.html", "index.html", "token_endpoint.html"],
         "token": ["x" * 43],
@@ -150,7 +161,7 @@ def _path(template: str, draws: PageDraws) -> str:
 
 # Ids past int4 (PostgreSQL's integer) and past int64 (SQLite's): a 404, never a 500.
 BOUNDARY_INTEGERS = [str(2**31), str(10**23)]
-INTEGER_PARAMETERS = {"request_id", "entry_id", "page"}
+INTEGER_PARAMETERS = {"request_id", "entry_id", "member_id", "page"}
 
 
 def boundary_requests(

@@ -84,7 +84,7 @@ def test_full_cycle_through_the_api(site: Site, apis: tuple[Api, Api]) -> None:
 
 def test_errors_name_the_field_in_rfc_7591_terms(apis: tuple[Api, Api]) -> None:
     dev, _ = apis
-    bad = dev.post("/requests", LEAGUE | {"redirect_uris": ["https://ok.example/", "https://x#f"]})
+    bad = dev.post("/requests", LEAGUE | {"redirect_uris": ["https://ok.example/", "https://x/#f"]})
     assert bad.status_code == 400
     body = bad.json()
     assert body["error"] == "invalid_redirect_uri"

@@ -69,3 +69,38 @@ def test_protocol_chapters_show_the_masking_vectors_and_live_limits(
         "sessions_overview",
     ):
         assert browser.get(f"/oauth2/book/{chapter}.html").status_code == 200
+
+
+def test_sidebar_lists_every_chapter_and_marks_the_current_one(sqlite_site: Site) -> None:
+    from pitpass.book.render import chapters
+
+    page = sqlite_site.browser().get("/oauth2/book/quick_start.html")
+    assert page.status_code == 200
+    sidebar = page.text.split('class="book-nav"')[1].split("</nav>")[0]
+    for chapter in chapters():
+        target = "/oauth2/book/" if chapter == "index" else f"/oauth2/book/{chapter}.html"
+        assert f'href="{target}"' in sidebar
+    assert sidebar.count('aria-current="page"') == 1
+    assert 'href="/oauth2/book/quick_start.html" aria-current="page"' in sidebar
+    assert chapters()[:2] == ["index", "quick_start"]  # reading order, not alphabetical
+
+
+def test_code_blocks_are_boxed_and_tables_scroll_in_their_own_box(sqlite_site: Site) -> None:
+    masking = sqlite_site.browser().get("/oauth2/book/masking.html").text
+    assert '<pre tabindex="0"><code class="language-python">' in masking
+    assert '<div class="table-scroll" tabindex="0" role="region"' in masking
+    assert masking.count("<table>") == masking.count('<div class="table-scroll"')
+
+
+def test_quick_start_gives_the_real_commands_for_this_server(
+    site_factory: Any, sqlite_backend: Any
+) -> None:
+    site: Site = site_factory(sqlite_backend)
+    page = site.browser().get("/oauth2/book/quick_start.html").text
+    issuer = site.context.settings.issuer
+    assert "make run" in page
+    assert "pitpass requests approve 1 --as staff@pitpass.test" in page
+    assert f"curl -s {issuer}/token" in page
+    assert "grant_type=authorization_code" in page and "grant_type=password_limited" in page
+    # The mask the shell function computes is the book's: checked against its test vector.
+    assert "openssl dgst -sha256 -binary | base64" in page

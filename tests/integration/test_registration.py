@@ -73,14 +73,15 @@ def submit(site: Site, browser: TestClient, fields: dict[str, Any]) -> Any:
 
 def request_id_of(response: Any) -> int:
     assert response.status_code == 303, response.text
-    return int(response.headers["location"].rsplit("/", 1)[1])
+    return int(response.headers["location"].split("?")[0].rsplit("/", 1)[1])
 
 
 def decide(site: Site, staff: TestClient, request_id: int, decision: str, message: str = "") -> Any:
     page = staff.get(f"/console/requests/{request_id}")
     return staff.post(
         f"/console/requests/{request_id}/{decision}",
-        data={"csrf_token": site.csrf_of(page), "message": message},
+        # Past the confirmation step a rejection asks for (test_developer_program.py tests it).
+        data={"csrf_token": site.csrf_of(page), "message": message, "confirmed": "yes"},
     )
 
 
@@ -141,10 +142,15 @@ def test_submitting_records_a_due_date_and_mails_the_requester(site: Site, peopl
     [
         (
             {"redirect_uris": "https://www.myleague.com/cb#top"},
-            "redirect_uris",
-            "redirect URI 1: a redirect URI must not contain a fragment: remove &#39;#top&#39;",
+            "redirect_uris-0",
+            "Redirect URI 1 (https://www.myleague.com/cb#top): "
+            "a redirect URI must not contain a fragment: remove &#39;#top&#39;",
         ),
-        ({"redirect_uris": "https://www.myleague.com"}, "redirect_uris", "at least three slashes"),
+        (
+            {"redirect_uris": "https://www.myleague.com"},
+            "redirect_uris-0",
+            "at least three slashes",
+        ),
         ({"client_name": "iRacer Tools"}, "client_name", "must not imitate the platform"),
         ({"developer_url": "http://www.myleague.com"}, "developer_url", "must be an https URL"),
         ({"developer_name": ""}, "developer_name", "enter the developer&#39;s name"),
@@ -271,7 +277,11 @@ def test_rotation_keeps_the_previous_secret_for_the_grace_period_only(
     client_id = approve(site, staff, LEAGUE, developer)
     for _ in range(3):
         rotated = post_form(
-            site, developer, f"/portal/clients/{client_id}", f"/portal/clients/{client_id}/rotate"
+            site,
+            developer,
+            f"/portal/clients/{client_id}",
+            f"/portal/clients/{client_id}/rotate",
+            confirmed="yes",
         )
         assert 'id="client-secret"' in rotated.text
         assert "keeps working for 7 days" in rotated.text
@@ -317,7 +327,7 @@ def test_changes_requested_then_edited_and_resubmitted(site: Site, people: Any) 
         data={"csrf_token": site.csrf_of(page), **(LEAGUE | {"redirect_uris": "ftp://x/"})},
     )
     assert bad.status_code == 400
-    assert 'id="redirect_uris-error"' in bad.text
+    assert 'id="redirect_uris-0-error"' in bad.text
     good = developer.post(
         f"/portal/requests/{request_id}/edit",
         data={
@@ -392,6 +402,7 @@ def test_names_are_unique_among_live_clients_and_ids_never_reused(site: Site, pe
         staff,
         "/console/clients/my-league-manager",
         "/console/clients/my-league-manager/disable",
+        confirmed="yes",
     )
     second = approve(site, staff, LEAGUE, developer)
     assert second == "my-league-manager-2"
@@ -520,7 +531,11 @@ def test_no_secret_or_masked_secret_in_the_database_or_logs_after_issuance(
             site, developer, f"/portal/clients/{client_id}", f"/portal/clients/{client_id}/reveal"
         )
         rotated = post_form(
-            site, developer, f"/portal/clients/{client_id}", f"/portal/clients/{client_id}/rotate"
+            site,
+            developer,
+            f"/portal/clients/{client_id}",
+            f"/portal/clients/{client_id}/rotate",
+            confirmed="yes",
         )
     finally:
         logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)

@@ -107,11 +107,19 @@ class TestRFC7636PKCE:
             "wrong verifier": {"code_verifier": "x" * 43},
             "verifier without challenge": {"code_verifier": VERIFIER},
         }[case]
-        expect_error(redeem(world, client_id, secret, code, **extra), "invalid_grant", 400)
-        # One try per code: even the right verifier is refused afterwards.
-        expect_error(
-            redeem(world, client_id, secret, code, code_verifier=VERIFIER), "invalid_grant", 400
+        first = redeem(world, client_id, secret, code, **extra)
+        expect_error(first, "invalid_grant", 400)
+        # The first answer says the code is spent, so nobody retries it hoping for better.
+        assert first.json()["error_description"].endswith(
+            "the code cannot be reused: start the sign-in again"
         )
+        if case == "wrong verifier":
+            assert "code_verifier does not match" in first.json()["error_description"]
+        # One try per code: even the right verifier is refused afterwards, and the answer
+        # says an earlier exchange may have failed rather than suggesting a double use.
+        retry = redeem(world, client_id, secret, code, code_verifier=VERIFIER)
+        expect_error(retry, "invalid_grant", 400)
+        assert "an earlier exchange of it succeeded or failed" in retry.json()["error_description"]
 
     def test_public_clients_must_send_a_challenge(self, world: World) -> None:
         client_id, _secret, _e, browser = fresh(world, client_type="single-page-app")

@@ -52,7 +52,7 @@ def enforced(**schema: Any) -> dict[str, Any]:
 
 
 class ClientMetadata(BaseModel):
-    """What a developer asks for (PRODUCT.md §3)."""
+    """What a developer asks for: the fields of a client request (see the developer book)."""
 
     client_name: str = Field(
         "",

@@ -26,6 +26,7 @@ from pitpass.services import (
     access_lists,
     client_secrets,
     paging,
+    totp,
 )
 from pitpass.services import clients as clients_service
 from pitpass.services.context import AppContext
@@ -64,17 +65,24 @@ def changing(request: Request, x_csrf_token: Annotated[str, Header()] = "") -> M
     return member
 
 
+def _staff_only(request: Request, member: Member) -> Member:
+    if not member.is_staff:
+        raise ApiError(403, "forbidden", "this endpoint is for staff")
+    if totp.staff_must_enrol(app_context(request).settings, member):
+        raise ApiError(
+            403,
+            "two_step_required",
+            "staff must turn on an authenticator app first: open /account/two-step",
+        )
+    return member
+
+
 def staff_reading(request: Request) -> Member:
-    member = signed_in(request)
-    if not member.is_staff:
-        raise ApiError(403, "forbidden", "this endpoint is for staff")
-    return member
+    return _staff_only(request, signed_in(request))
 
 
-def staff_changing(member: Annotated[Member, Depends(changing)]) -> Member:
-    if not member.is_staff:
-        raise ApiError(403, "forbidden", "this endpoint is for staff")
-    return member
+def staff_changing(request: Request, member: Annotated[Member, Depends(changing)]) -> Member:
+    return _staff_only(request, member)
 
 
 Reader = Annotated[Member, Depends(signed_in)]

@@ -195,7 +195,10 @@ def request_change(
     member: Changer,
     background: BackgroundTasks,
 ) -> RequestOut:
-    """Ask to change a live client; it keeps working as it is until staff approve."""
+    """Ask to change a live client; it keeps working as it is until staff approve.
+
+    The client type cannot change (400 `invalid_client_metadata`, field `client_type`):
+    request a new client instead."""
     _one_contact(body)
     with unit_of_work(request) as (context, db):
         client = own_client(db, member, client_id)

@@ -22,8 +22,46 @@ _pages = Environment(  # noqa: S701
 _markdown = MarkdownIt("commonmark").enable("table")
 
 
+# The reading order of the sidebar; a chapter not named here follows, by file name.
+ORDER = (
+    "index",
+    "quick_start",
+    "client_registration",
+    "redirect_uris_overview",
+    "authorize_endpoint",
+    "token_endpoint",
+    "masking",
+    "tokens_overview",
+    "errors",
+    "rate_limits",
+    "workflows_overview",
+    "sessions_overview",
+)
+
+
 def chapters() -> list[str]:
-    return sorted(path.stem for path in PAGES.glob("*.md"))
+    found = {path.stem for path in PAGES.glob("*.md")}
+    return [name for name in ORDER if name in found] + sorted(found - set(ORDER))
+
+
+def chapter_titles(settings: Settings) -> list[tuple[str, str]]:
+    """(chapter, title) in reading order, for the sidebar: each file's first `# ` line."""
+    titles = []
+    for chapter in chapters():
+        source = (PAGES / f"{chapter}.md").read_text(encoding="utf-8")
+        line = next((row for row in source.splitlines() if row.startswith("# ")), chapter)
+        title = _pages.from_string(line.removeprefix("# ").strip()).render(_values(settings))
+        titles.append((chapter, "Contents" if chapter == "index" else title))
+    return titles
+
+
+def _boxed(html: str) -> str:
+    """Wide tables scroll in their own box; code blocks, which scroll, take keyboard focus."""
+    html = html.replace(
+        "<table>", '<div class="table-scroll" tabindex="0" role="region" aria-label="Table"><table>'
+    )
+    html = html.replace("</table>", "</table></div>")
+    return html.replace("<pre>", '<pre tabindex="0">')
 
 
 def _code_list(values: list[str]) -> str:
@@ -68,4 +106,4 @@ def render_chapter(chapter: str, settings: Settings) -> tuple[str, str] | None:
     title = next(
         (line[2:].strip() for line in source.splitlines() if line.startswith("# ")), chapter
     )
-    return title, _markdown.render(source)
+    return title, _boxed(_markdown.render(source))

@@ -192,6 +192,8 @@ class SignOutReason(StrEnum):
     MEMBER_SIGNED_OUT = "member_signed_out"  # from the account page, one session
     MEMBER_DISCONNECTED = "member_disconnected"  # from the account page, one app
     CLIENT_DISABLED = "client_disabled"  # by staff
+    ACCOUNT_DELETED = "account_deleted"  # the member deleted their account
+    MEMBER_DISABLED = "member_disabled"  # by staff (issue #12, item 7)
 
 
 # ----- errors (PRODUCT.md §4) --------------------------------------------------------------

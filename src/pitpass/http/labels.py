@@ -22,6 +22,11 @@ LABELS: dict[str, str] = {
     "authorization_code": "Authorization code with PKCE",
     "password_limited": "Password (limited)",
     "refresh_token": "Refresh token",
+    # outgoing mail (db/models.MailMessage.status)
+    "pending": "Waiting to be sent",
+    "sent": "Sent",
+    "logged": "Written to the log (no mail server)",
+    "failed": "Failed",
 }
 
 

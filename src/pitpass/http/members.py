@@ -26,6 +26,13 @@ class StaffOnly(Exception):
     pass
 
 
+class TwoStepRequired(Exception):
+    """PITPASS_STAFF_REQUIRE_TOTP: a staff page asked for by staff without the app."""
+
+    def __init__(self, next_path: str) -> None:
+        self.next_path = next_path
+
+
 def browser_session(request: Request, db: Session) -> SignedIn | None:
     """This browser's live web session and its member, read in the caller's unit of work."""
     return live_web_session(app_context(request), db, request.cookies.get(SESSION_COOKIE))

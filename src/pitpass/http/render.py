@@ -38,6 +38,7 @@ def render(
         "csrf_token": csrf_token(request),
         "signup_open": settings.signup_open,
         "due_days": settings.request_due_days,
+        "book_path": settings.issuer_path.rstrip("/") + "/book/",
         # The confirmation of the action that led here (http/notices.py); a page's own
         # notice, when it passes one, takes its place.
         "notice": notice_for(request.query_params.get("done")),

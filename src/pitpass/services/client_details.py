@@ -130,49 +130,56 @@ def _check_developer_url(url: str) -> str | None:
     return None
 
 
-def review_details(
-    db: Session, settings: Settings, details: ClientDetails, *, changing: Client | None = None
-) -> Review:
-    """Check every field at once; messages say what is wrong and how to fix it."""
-    d = details.cleaned()
-    review = Review(d)
-    errors = review.errors
+TYPE_CANNOT_CHANGE = "the client type cannot change: request a new client instead"
 
-    name = check_client_name(d.client_name, settings.profile.brand_words)
-    if name.problems:
-        errors["client_name"] = name.problems[0]
-    else:
-        for warning in name.warnings:
-            review.warn("client_name", warning)
-        clash = db.scalar(
-            select(Client.client_id).where(
-                Client.name_key == name_key(d.client_name),
-                Client.is_disabled.is_(False),
-                Client.id != (changing.id if changing else -1),
-            )
+
+def _name_problem(
+    db: Session, settings: Settings, name: str, own: Client | None, review: Review
+) -> str | None:
+    check = check_client_name(name, settings.profile.brand_words)
+    if check.problems:
+        return "; ".join(check.problems)
+    for warning in check.warnings:
+        review.warn("client_name", warning)
+    clash = db.scalar(
+        select(Client.client_id).where(
+            Client.name_key == name_key(name),
+            Client.is_disabled.is_(False),
+            Client.id != (own.id if own else -1),  # never a clash with the client itself
         )
-        if clash:
-            errors["client_name"] = (
-                f"a live client is already called '{d.client_name}'; choose another name"
-            )
+    )
+    return f"a live client is already called '{name}'; choose another name" if clash else None
 
-    if d.client_type not in policy.CLIENT_TYPES:
-        errors["client_type"] = f"choose the client type: one of {', '.join(policy.CLIENT_TYPES)}"
-    unknown_flows = [f for f in d.flows if f not in policy.CLIENT_FLOWS]
-    if unknown_flows:
-        errors["flows"] = (
-            f"unknown flow '{unknown_flows[0]}'; choose authorization_code and/or password_limited"
-        )
-    elif not d.flows:
-        errors["flows"] = "choose at least one flow: authorization_code or password_limited"
-    elif "password_limited" in d.flows and d.client_type in policy.PUBLIC_CLIENT_TYPES:
-        errors["flows"] = (
-            "password_limited needs a server-side client: only a server can keep the secret"
-        )
 
-    if len(d.description) > MAX_DESCRIPTION_LENGTH:
-        errors["description"] = f"keep the description under {MAX_DESCRIPTION_LENGTH} characters"
+def _type_problem(client_type: str, changing: Client | None) -> str | None:
+    if client_type not in policy.CLIENT_TYPES:
+        return f"choose the client type: one of {', '.join(policy.CLIENT_TYPES)}"
+    if changing is not None and client_type != changing.client_type:
+        # A server-side client turned public would lose its secret; a public one
+        # turned server-side would have none. Either is a new client.
+        return TYPE_CANNOT_CHANGE
+    return None
 
+
+def _unknown(what: str, values: list[str]) -> str:
+    """`unknown flow 'x'`, or `unknown flows 'x', 'y'`: every one named."""
+    plural = "s" if len(values) > 1 else ""
+    return f"unknown {what}{plural} {', '.join(repr(v) for v in values)}"
+
+
+def _flows_problem(d: ClientDetails) -> str | None:
+    unknown = [f for f in d.flows if f not in policy.CLIENT_FLOWS]
+    if unknown:
+        return f"{_unknown('flow', unknown)}; choose authorization_code and/or password_limited"
+    if not d.flows:
+        return "choose at least one flow: authorization_code or password_limited"
+    if "password_limited" in d.flows and d.client_type in policy.PUBLIC_CLIENT_TYPES:
+        return "password_limited needs a server-side client: only a server can keep the secret"
+    return None
+
+
+def _developer_problems(d: ClientDetails) -> dict[str, str]:
+    errors = {}
     shown_to_members = not d.password_limited_only
     if shown_to_members and not d.developer_name:
         errors["developer_name"] = "enter the developer's name members will see on the consent page"
@@ -186,24 +193,52 @@ def review_details(
         errors["developer_url"] = problem
     if problem := email_problem(d.developer_email.lower()):
         errors["developer_email"] = problem.replace("Enter your", "Enter the developer's")
+    return errors
 
+
+def _redirect_uri_problems(d: ClientDetails, review: Review) -> dict[str, str]:
+    """One message per bad URI, keyed `redirect_uris.N` (N counts from 0), every problem
+    of that URI in it; `redirect_uris` alone when the list itself is wrong."""
     if "authorization_code" in d.flows and not d.redirect_uris:
-        errors["redirect_uris"] = (
-            "add at least one redirect URI: the authorization_code flow sends members back to it"
-        )
+        return {
+            "redirect_uris": "add at least one redirect URI: "
+            "the authorization_code flow sends members back to it"
+        }
+    errors = {}
     for index, check in enumerate(check_redirect_uri_list(d.redirect_uris, d.client_type)):
         if check.problems:
-            errors.setdefault(f"redirect_uris.{index}", check.problems[0])
-            errors.setdefault("redirect_uris", f"redirect URI {index + 1}: {check.problems[0]}")
+            errors[f"redirect_uris.{index}"] = "; ".join(check.problems)
         for warning in check.warnings:
             review.warn(f"redirect_uris.{index}", warning)
+    return errors
 
+
+def review_details(
+    db: Session, settings: Settings, details: ClientDetails, *, changing: Client | None = None
+) -> Review:
+    """Check every field at once; messages say what is wrong and how to fix it.
+
+    `changing` is the client these details are about (a change request's live client,
+    or the client an approved request created): never a clash with itself, and its
+    type cannot change."""
+    d = details.cleaned()
+    review = Review(d)
     allowed = settings.profile.audiences
     unknown = [a for a in d.audiences if a not in allowed]
-    if unknown:
-        errors["audiences"] = (
-            f"unknown audience '{unknown[0]}'; choose from: {', '.join(allowed) or 'none'}"
-        )
+    found = {
+        "client_name": _name_problem(db, settings, d.client_name, changing, review),
+        "client_type": _type_problem(d.client_type, changing),
+        "flows": _flows_problem(d),
+        "description": f"keep the description under {MAX_DESCRIPTION_LENGTH} characters"
+        if len(d.description) > MAX_DESCRIPTION_LENGTH
+        else None,
+        **_developer_problems(d),
+        **_redirect_uri_problems(d, review),
+        "audiences": f"{_unknown('audience', unknown)}; choose from: {', '.join(allowed) or 'none'}"
+        if unknown
+        else None,
+    }
+    review.errors.update({key: message for key, message in found.items() if message})
     return review
 
 

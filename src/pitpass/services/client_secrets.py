@@ -149,26 +149,34 @@ class RevealRefused(Exception):
         self.message = message
 
 
-def _reveal(ctx: AppContext, db: Session, record: ClientSecret | None, via: str) -> str:
-    """Show a sealed secret exactly once: one conditional UPDATE wipes it."""
-    now = utcnow()
+def _refusal(record: ClientSecret | None, now: datetime) -> str | None:
+    """Why `record` cannot be shown (None: it can), in words for its owner."""
     if record is None:
-        raise RevealRefused("This link is not valid. Check that it was copied whole.")
+        return "This link is not valid. Check that it was copied whole."
     if record.revealed_at is not None:
         where = "in the portal" if record.revealed_via == "portal" else "through the emailed link"
-        raise RevealRefused(
+        return (
             f"This secret was already viewed on {record.revealed_at:%Y-%m-%d at %H:%M} UTC "
             f"({where}). It cannot be shown again: rotate it from the client's page."
         )
     if record.revoked_at is not None or record.expires_at is not None:
-        raise RevealRefused("This secret was replaced by a newer one: it cannot be shown.")
+        return "This secret was replaced by a newer one: it cannot be shown."
     if record.reveal_sealed is None or (record.reveal_expires_at or now) <= now:
-        db.execute(
-            update(ClientSecret).where(ClientSecret.id == record.id).values(reveal_sealed=None)
-        )
-        raise RevealRefused(
-            "This link has expired. Rotate the secret from the client's page to get a new one."
-        )
+        return "This link has expired. Rotate the secret from the client's page to get a new one."
+    return None
+
+
+def _reveal(ctx: AppContext, db: Session, record: ClientSecret | None, via: str) -> str:
+    """Show a sealed secret exactly once: one conditional UPDATE wipes it."""
+    now = utcnow()
+    refusal = _refusal(record, now)
+    if refusal is not None:
+        if record is not None and record.reveal_sealed is not None:
+            db.execute(  # expired or replaced: the sealed copy is of no more use
+                update(ClientSecret).where(ClientSecret.id == record.id).values(reveal_sealed=None)
+            )
+        raise RevealRefused(refusal)
+    assert record is not None and record.reveal_sealed is not None
     plaintext = ctx.keyring.unseal(record.reveal_sealed, REVEAL_CONTEXT).decode()
     taken = db.execute(
         update(ClientSecret)
@@ -193,9 +201,13 @@ def _record_view(db: Session, member: Member, client: Client, via: str, ip: str 
     audit.record_for_client(db, "client.secret_viewed", client, member, ip, {"via": via})
 
 
-def reveal_link_client(ctx: AppContext, db: Session, token: str) -> Client | None:
+def reveal_link_client(
+    ctx: AppContext, db: Session, token: str
+) -> tuple[Client | None, str | None]:
+    """The client of an emailed link, and why the link can no longer show it (None: it can)."""
     record = _secret_by_link(ctx, db, token)
-    return db.get(Client, record.client_pk) if record else None
+    client = db.get(Client, record.client_pk) if record else None
+    return client, _refusal(record, utcnow())
 
 
 def reveal_by_link(

@@ -26,6 +26,28 @@ def browser_and_os(user_agent: str | None) -> tuple[str | None, str | None]:
     )
 
 
+# Families ua-parser gives to crawlers and HTTP libraries rather than to people's browsers.
+_NOT_PEOPLE = {"Spider"}
+
+
+def device_label(user_agent: str | None) -> str:
+    """How a member recognises a session: "Chrome on Linux" for a browser. A token
+    refreshed by the app's own code (curl, a library, its backend) is not the member's
+    device, so it is named as what it is rather than as "curl / unknown"."""
+    if not user_agent:
+        return "Unknown device"
+    parsed = parse_user_agent(user_agent)
+    family = parsed.user_agent.family if parsed.user_agent else None
+    is_browser = user_agent.startswith("Mozilla/") and not (
+        parsed.device and parsed.device.family in _NOT_PEOPLE
+    )
+    if family is None or not is_browser:
+        tool = f" ({family})" if family else ""
+        return f"Not a browser: the app or its server{tool}"
+    system = parsed.os.family if parsed.os else None
+    return f"{family} on {system}" if system else family
+
+
 @dataclass
 class ConnectedApp:
     client: Client

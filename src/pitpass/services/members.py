@@ -95,6 +95,12 @@ def verify_password(member: Member | None, email: str, password: str) -> bool:
     return verify_masked_password(member, mask_secret(password, email))
 
 
+def password_hash_for(email: str, password: str) -> str:
+    """The stored form of a password: bound to the email it is masked with (PRODUCT.md §4),
+    so a new email needs the password again."""
+    return hash_masked_password(mask_secret(password, normalise_email(email)))
+
+
 def find_by_email(db: Session, email: str) -> Member | None:
     if "\x00" in email:
         return None  # no account has one (EMAIL_PATTERN), and PostgreSQL cannot compare it
@@ -171,7 +177,7 @@ def create_member(
         customer_id=new.customer_id or _next_customer_id(db),
         group_ids=list(new.group_ids),
         is_staff=new.is_staff,
-        password_hash=hash_masked_password(mask_secret(new.password, email)),
+        password_hash=password_hash_for(email, new.password),
     )
     db.add(member)
     try:

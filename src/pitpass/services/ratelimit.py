@@ -125,6 +125,11 @@ class Throttles:
     signin_codes: Throttle  # emailed codes (challenges started), per member
     signup_notices: Throttle  # "you already have an account" mails, per address
     access_list_adds: Throttle  # a developer's access-list additions, per developer
+    password_resets_email: Throttle  # reset links asked for, per typed email (issue #12)
+    password_resets_ip: Throttle  # reset links asked for, per address
+    signin_code_resends: Throttle  # "send a new code", per sign-in challenge
+    email_changes: Throttle  # email changes started, per member
+    account_password_failures: Throttle  # wrong current passwords in settings, per member
     storage: Storage
 
     @classmethod
@@ -159,6 +164,23 @@ class Throttles:
             ),
             access_list_adds=Throttle(
                 "access-list-adds", parse(settings.access_list_adds_per_developer), limiter
+            ),
+            password_resets_email=Throttle(
+                "password-resets-email", parse(settings.password_resets_per_email), limiter
+            ),
+            password_resets_ip=Throttle(
+                "password-resets-ip", parse(settings.password_resets_per_ip), limiter
+            ),
+            signin_code_resends=Throttle(
+                "signin-code-resends", parse(settings.signin_code_resends_per_challenge), limiter
+            ),
+            email_changes=Throttle(
+                "email-changes", parse(settings.email_changes_per_member), limiter
+            ),
+            account_password_failures=Throttle(
+                "account-password-failures",
+                parse(settings.account_password_failures_per_member),
+                limiter,
             ),
             storage=storage,
         )

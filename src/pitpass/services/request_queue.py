@@ -4,9 +4,10 @@ history, due dates and the reminders about them (PRODUCT.md §3)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from pitpass.config import Settings
@@ -47,6 +48,45 @@ def history(db: Session, request: RegistrationRequest) -> list[AuditEvent]:
 
 def is_overdue(request: RegistrationRequest, now: datetime | None = None) -> bool:
     return request.status == SUBMITTED and request.due_at < (now or utcnow())
+
+
+@dataclass(frozen=True)
+class QueueSummary:
+    """What the console home counts (issue #12, item 7)."""
+
+    waiting: int  # waiting for staff
+    due_soon: int  # of those, due within the reminder window and not yet overdue
+    overdue: int
+    oldest: list[RegistrationRequest]  # the longest waiting, oldest first
+    due_soon_days: int
+
+
+def queue_summary(
+    db: Session, settings: Settings, now: datetime | None = None, oldest: int = 5
+) -> QueueSummary:
+    """ "Due soon" is the reminders' window, so the home page and the reminder mail agree."""
+    now = now or utcnow()
+    horizon = now + timedelta(days=settings.reminder_days_before_due)
+    waiting = RegistrationRequest.status == SUBMITTED
+
+    def count(*where: ColumnElement[bool]) -> int:
+        query = select(func.count()).select_from(RegistrationRequest).where(waiting, *where)
+        return db.scalar(query) or 0
+
+    return QueueSummary(
+        waiting=count(),
+        due_soon=count(RegistrationRequest.due_at >= now, RegistrationRequest.due_at <= horizon),
+        overdue=count(RegistrationRequest.due_at < now),
+        oldest=list(
+            db.scalars(
+                select(RegistrationRequest)
+                .where(waiting)
+                .order_by(RegistrationRequest.submitted_at, RegistrationRequest.id)
+                .limit(oldest)
+            )
+        ),
+        due_soon_days=settings.reminder_days_before_due,
+    )
 
 
 def due_for_reminder(db: Session, settings: Settings) -> list[RegistrationRequest]:

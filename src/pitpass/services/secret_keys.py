@@ -2,8 +2,9 @@
 PITPASS_SECRET_KEY (issue #11, Deliver 5; docs/decisions.md).
 
 What is sealed: signing keys' private halves, mail bodies, client secrets awaiting their
-one-time view, and the stored token-hash key (services/data_keys.py). All or nothing:
-one value that no configured key opens and nothing is changed.
+one-time view, authenticator app keys, and the stored token-hash key
+(services/data_keys.py). All or nothing: one value that no configured key opens and
+nothing is changed.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from pitpass.db.models import ClientSecret, MailMessage, SealedKey, SigningKey
-from pitpass.services import client_secrets, data_keys, keys, mail
+from pitpass.db.models import ClientSecret, MailMessage, Member, SealedKey, SigningKey
+from pitpass.services import client_secrets, data_keys, keys, mail, totp
 from pitpass.services.crypto import Keyring, SealError
 
 # What is sealed: (what it is, its column, the context each value was sealed for).
@@ -28,6 +29,7 @@ SEALED: tuple[tuple[str, InstrumentedAttribute[Any], Callable[[Any], str]], ...]
         ClientSecret.reveal_sealed,
         lambda _row: client_secrets.REVEAL_CONTEXT,
     ),
+    ("authenticator app keys", Member.totp_secret_sealed, lambda row: totp.seal_context(row.id)),
     ("stored keys", SealedKey.sealed, lambda row: data_keys.seal_context(row.name)),
 )
 

@@ -127,6 +127,41 @@ def start_decoy_challenge(
     return token
 
 
+def resend_code(ctx: AppContext, db: Session, token: str | None, client: Client) -> int | None:
+    """A new code for the challenge behind `token` (the old one stops working) and its mail;
+    no mail for a sign-up's decoy step (services/signup.py), which otherwise answers alike."""
+    challenge = pending_challenge(ctx, db, token)
+    if challenge is None or token is None or challenge.consumed_at is not None:
+        raise SignInRefused(CODE_MESSAGES[CodeOutcome.UNKNOWN])
+    allowed, _remaining, reset = ctx.throttles.signin_code_resends.take(str(challenge.id))
+    if not allowed:
+        wait = max(1, reset)
+        words = limits.wait_words(wait)
+        raise SignInRefused(f"We sent new codes already: use the latest, or wait {words}.", wait)
+    member = db.get(Member, challenge.member_id)
+    minutes = ctx.settings.signin_code_minutes
+    fresh = {"failed_attempts": 0, "expires_at": utcnow() + timedelta(minutes=minutes)}
+    if member is None or constant_time_equals(_decoy_hash(ctx, token), challenge.code_hash):
+        db.execute(update(SignInChallenge).where(SignInChallenge.id == challenge.id).values(fresh))
+        return None
+    limits.take_code_mail(ctx, db, member.id, client.ip)
+    code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+    fresh["code_hash"] = _code_hash(ctx, token, code)
+    db.execute(update(SignInChallenge).where(SignInChallenge.id == challenge.id).values(fresh))
+    service = ctx.settings.profile.service_name
+    mail = ctx.mailer.enqueue(
+        db,
+        member.email,
+        f"Your new {service} sign-in code",
+        f"Hello {member.display_name},\n\n"
+        f"Your new {service} sign-in code is {code}\n\n"
+        f"It works once, for {minutes} minutes; the code sent before no longer works.\n",
+        kind="signin_code",
+    )
+    audit.record(db, "signin.code_resent", actor=member, ip=client.ip)
+    return mail.id
+
+
 def pending_challenge(ctx: AppContext, db: Session, token: str | None) -> SignInChallenge | None:
     if not token:
         return None
@@ -148,6 +183,7 @@ class CodeOutcome(enum.Enum):
     USED = "used"
     LOCKED = "locked"
     THROTTLED = "throttled"  # too many wrong codes for this member, across codes
+    REPLAYED = "replayed"  # an app code or recovery code already used: counts as wrong
     UNKNOWN = "unknown"
 
 
@@ -166,12 +202,17 @@ class CodeCheck:
     challenge: SignInChallenge | None = None
     attempts_left: int = 0
     retry_after: int | None = None
+    app: bool = False  # the authenticator app's code was asked for (services/totp.py)
 
     @property
     def message(self) -> str:
+        left = f"{self.attempts_left} {'try' if self.attempts_left == 1 else 'tries'} left."
         if self.outcome is CodeOutcome.WRONG:
-            left = self.attempts_left
-            return f"That code is not right. {left} {'try' if left == 1 else 'tries'} left."
+            return f"That code is not right. {left}"
+        if self.outcome is CodeOutcome.REPLAYED:
+            return f"That code was already used. {left}"
+        if self.outcome is CodeOutcome.MALFORMED and self.app:
+            return "Enter the 6-digit code from your authenticator app, or a recovery code."
         if self.outcome is CodeOutcome.THROTTLED:
             wait = limits.wait_words(self.retry_after or 1)
             return f"Too many wrong codes for this account. Try again in {wait}."
@@ -183,33 +224,55 @@ def check_code(ctx: AppContext, db: Session, token: str | None, typed: str) -> C
     challenge = pending_challenge(ctx, db, token)
     if challenge is None or token is None:
         return CodeCheck(CodeOutcome.UNKNOWN)
-    max_attempts = ctx.settings.signin_code_attempts
-    now = utcnow()
-    if challenge.consumed_at is not None:
-        return CodeCheck(CodeOutcome.USED, challenge)
-    if challenge.expires_at <= now:
-        return CodeCheck(CodeOutcome.EXPIRED, challenge)
-    if challenge.failed_attempts >= max_attempts:
-        return CodeCheck(CodeOutcome.LOCKED, challenge)
     decoy = constant_time_equals(_decoy_hash(ctx, token), challenge.code_hash)
-    # Each challenge allows a few tries; this caps them across challenges (issue #11).
-    if not decoy and (wait := limits.code_guess_wait(ctx, challenge.member_id)) is not None:
-        return CodeCheck(CodeOutcome.THROTTLED, challenge, retry_after=wait)
+    if (refusal := blocked(ctx, challenge, throttled=not decoy)) is not None:
+        return refusal
     code = normalise_code(typed)
     if code is None:
-        return CodeCheck(CodeOutcome.MALFORMED, challenge, max_attempts - challenge.failed_attempts)
+        left = ctx.settings.signin_code_attempts - challenge.failed_attempts
+        return CodeCheck(CodeOutcome.MALFORMED, challenge, left)
     if decoy or not constant_time_equals(_code_hash(ctx, token, code), challenge.code_hash):
-        if not decoy:
-            limits.count_wrong_code(ctx, challenge.member_id)
-        db.execute(
-            update(SignInChallenge)
-            .where(SignInChallenge.id == challenge.id)
-            .values(failed_attempts=SignInChallenge.failed_attempts + 1)
-        )
-        db.refresh(challenge)
-        left = max_attempts - challenge.failed_attempts
-        outcome = CodeOutcome.WRONG if left > 0 else CodeOutcome.LOCKED
-        return CodeCheck(outcome, challenge, left)
+        return count_wrong(ctx, db, challenge, counted=not decoy)
+    return consume(ctx, db, challenge)
+
+
+def blocked(
+    ctx: AppContext, challenge: SignInChallenge, *, throttled: bool = True
+) -> CodeCheck | None:
+    """Why no code may be tried on this challenge now, if there is a reason."""
+    if challenge.consumed_at is not None:
+        return CodeCheck(CodeOutcome.USED, challenge)
+    if challenge.expires_at <= utcnow():
+        return CodeCheck(CodeOutcome.EXPIRED, challenge)
+    if challenge.failed_attempts >= ctx.settings.signin_code_attempts:
+        return CodeCheck(CodeOutcome.LOCKED, challenge)
+    # Each challenge allows a few tries; this caps them across challenges (issue #11).
+    if throttled and (wait := limits.code_guess_wait(ctx, challenge.member_id)) is not None:
+        return CodeCheck(CodeOutcome.THROTTLED, challenge, retry_after=wait)
+    return None
+
+
+def count_wrong(
+    ctx: AppContext, db: Session, challenge: SignInChallenge, *, counted: bool
+) -> CodeCheck:
+    """One more wrong try on this challenge (`counted`: and against the member too)."""
+    if counted:
+        limits.count_wrong_code(ctx, challenge.member_id)
+    db.execute(
+        update(SignInChallenge)
+        .where(SignInChallenge.id == challenge.id)
+        .values(failed_attempts=SignInChallenge.failed_attempts + 1)
+    )
+    db.refresh(challenge)
+    left = ctx.settings.signin_code_attempts - challenge.failed_attempts
+    outcome = CodeOutcome.WRONG if left > 0 else CodeOutcome.LOCKED
+    return CodeCheck(outcome, challenge, left)
+
+
+def consume(ctx: AppContext, db: Session, challenge: SignInChallenge) -> CodeCheck:
+    """The challenge's one success: a conditional UPDATE, so two tries cannot both win."""
+    now = utcnow()
+    max_attempts = ctx.settings.signin_code_attempts
     consumed = db.execute(
         update(SignInChallenge)
         .where(

@@ -20,11 +20,22 @@ from pitpass.services.context import AppContext
 from pitpass.services.ratelimit import Throttle
 
 
-class SignInRefused(Exception):
+class Refused(Exception):
+    """A person's request refused, with the words to show: wrong input, or "wait"."""
+
     def __init__(self, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after
+
+    @property
+    def status_code(self) -> int:
+        """429 when the answer is "wait" (with Retry-After), else 400: the input was wrong."""
+        return 429 if self.retry_after else 400
+
+
+class SignInRefused(Refused):
+    """A sign-in step refused (services/signin.py, services/signup.py)."""
 
 
 def wait_words(seconds: int) -> str:

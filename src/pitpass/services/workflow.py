@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from pitpass.config import Settings
 from pitpass.db.models import Client, Member, RegistrationRequest, utcnow
 from pitpass.services import audit
+from pitpass.services.client_changes import Difference, differences
 from pitpass.services.client_details import (
     ClientDetails,
     Review,
@@ -44,11 +45,28 @@ def _changed_client(db: Session, request: RegistrationRequest) -> Client | None:
     return db.get(Client, request.client_pk) if request.is_change and request.client_pk else None
 
 
+def _its_client(db: Session, request: RegistrationRequest) -> Client | None:
+    """The client a request is about: the one it changes, or the one its approval created."""
+    return db.get(Client, request.client_pk) if request.client_pk else None
+
+
 def review_request(db: Session, settings: Settings, request: RegistrationRequest) -> Review:
-    """The automatic checks of a request as it stands, as staff see them before deciding."""
+    """The automatic checks of a request as it stands, as staff see them before deciding.
+
+    Checked against its own client, so an approved request never clashes with the
+    client its approval created, nor a change request with the client it changes."""
     return review_details(
-        db, settings, ClientDetails.of(request), changing=_changed_client(db, request)
+        db, settings, ClientDetails.of(request), changing=_its_client(db, request)
     )
+
+
+def changes_asked(db: Session, request: RegistrationRequest) -> list[Difference]:
+    """A change request's difference from its live client, field by field (empty for a new
+    client's request)."""
+    live = _changed_client(db, request)
+    if live is None:
+        return []
+    return differences(ClientDetails.of(live), ClientDetails.of(request).cleaned())
 
 
 def _notify(ctx: AppContext, db: Session, request: RegistrationRequest, what: str) -> int:
@@ -126,6 +144,13 @@ def move_status(
     db.refresh(request)
 
 
+def review_edit(
+    db: Session, settings: Settings, request: RegistrationRequest, details: ClientDetails
+) -> Review:
+    """The checks of the details a request is being edited to, against the client it changes."""
+    return review_details(db, settings, details, changing=_changed_client(db, request))
+
+
 def resubmit(
     ctx: AppContext,
     db: Session,
@@ -136,8 +161,7 @@ def resubmit(
 ) -> list[int]:
     if request.requester_id != requester.id:
         raise ServiceError.conflict("request", "only the member who sent a request can edit it")
-    changing = _changed_client(db, request)
-    review = review_details(db, ctx.settings, details, changing=changing)
+    review = review_edit(db, ctx.settings, request, details)
     if not review.ok:
         raise ServiceError.fields(review.errors)
     now = utcnow()
@@ -146,6 +170,7 @@ def resubmit(
         request,
         [CHANGES_REQUESTED],
         SUBMITTED,
+        staff_message=None,  # answered: the history keeps it, the page no longer shows it
         submitted_at=now,
         due_at=now + timedelta(days=ctx.settings.request_due_days),
     )
@@ -166,6 +191,12 @@ def withdraw(
     move_status(db, request, OPEN_STATUSES, WITHDRAWN, decided_at=utcnow())
     audit.record_for_request(db, "request.withdrawn", request, requester, ip)
     return [_notify(ctx, db, request, "was withdrawn")]
+
+
+def check_decision(decision: str, message: str) -> None:
+    """Refuse, before any confirmation step, a decision whose required message is missing."""
+    if decision in _SEND_BACKS:
+        _require_message(message, _SEND_BACKS[decision].what_to_write)
 
 
 def _require_message(message: str, what: str) -> str:

@@ -99,7 +99,7 @@ def connected_apps_page(request: Request) -> Response:
         {
             "apps": apps,
             "scope_words": context.settings.profile.scopes,
-            "browser_and_os": connected_apps.browser_and_os,
+            "device_label": connected_apps.device_label,
         },
     )
 

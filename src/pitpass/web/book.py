@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 
-from pitpass.book.render import chapters, render_chapter
+from pitpass.book.render import chapter_titles, render_chapter
 from pitpass.http.context import app_context
 from pitpass.http.render import render
 
@@ -40,7 +40,7 @@ def book_router(issuer_path: str) -> APIRouter:
             {
                 "title": title,
                 "html": Markup(html),  # noqa: S704 - rendered from our own Markdown files
-                "chapters": chapters(),
+                "chapters": chapter_titles(app_context(request).settings),
                 "current": chapter,
                 "book_base": router.prefix,
             },

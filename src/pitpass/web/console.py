@@ -1,4 +1,5 @@
-"""The staff console: recent mail, the audit log, members (issue #2, items 5 and 6)."""
+"""The staff console: its home, recent mail, the audit log, the review queue, clients
+(issue #2, items 5 and 6; issue #3). Members are web/console_members.py's."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pitpass.db.models import Member, RegistrationRequest, utcnow
 from pitpass.http.caller import client_of
+from pitpass.http.confirm import confirmation_page, is_confirmed
 from pitpass.http.context import app_context, deliver_later
 from pitpass.http.csrf import require_csrf
+from pitpass.http.notices import done_url
 from pitpass.http.render import render
 from pitpass.http.row_ids import row_id
 from pitpass.services import (
@@ -31,6 +33,7 @@ from pitpass.services.client_details import ClientDetails
 from pitpass.services.context import AppContext
 from pitpass.services.crypto import SealError
 from pitpass.services.errors import ServiceError
+from pitpass.web import console_members
 from pitpass.web.error_page import error_page
 from pitpass.web.guards import require_staff
 
@@ -40,15 +43,13 @@ router = APIRouter(prefix="/console")
 @router.get("", response_class=HTMLResponse)
 def console_home(request: Request) -> Response:
     require_staff(request)
-    return render(request, "console_home.html")
+    context = app_context(request)
+    with context.session() as db:
+        summary = request_queue.queue_summary(db, context.settings)
+    return render(request, "console_home.html", {"summary": summary, "now": utcnow()})
 
 
-@router.get("/members", response_class=HTMLResponse)
-def members_page(request: Request) -> Response:
-    require_staff(request)
-    with app_context(request).session() as db:
-        members = list(db.scalars(select(Member).order_by(Member.id.desc()).limit(500)))
-    return render(request, "console_members.html", {"members": members})
+router.include_router(console_members.router)  # /console/members…
 
 
 @router.get("/mail", response_class=HTMLResponse)
@@ -169,6 +170,7 @@ def _request_review_page(
             "item": item,
             "details": ClientDetails.of(item),
             "review": workflow.review_request(db, context.settings, item),
+            "changes": workflow.changes_asked(db, item),
             "requester": requester,
             "requester_clients": clients_service.clients_of(db, requester, 1, 20)[0]
             if requester
@@ -200,6 +202,14 @@ def _staff_change(
         yield context, db, staff
 
 
+# The notice after each decision (http/notices.py).
+DECISION_NOTICES = {
+    "approve": "request-approved",
+    "reject": "request-rejected",
+    "request-changes": "changes-requested",
+}
+
+
 @router.post(f"/requests/{row_id('request_id')}/{{decision}}", response_class=HTMLResponse)
 def request_decide(
     request: Request,
@@ -208,6 +218,7 @@ def request_decide(
     background: BackgroundTasks,
     csrf_token: Annotated[str, Form()] = "",
     message: Annotated[str, Form()] = "",
+    confirmed: Annotated[str, Form()] = "",
 ) -> Response:
     ip = client_of(request).ip
     try:
@@ -216,12 +227,24 @@ def request_decide(
             if item is None or decision not in workflow.DECISIONS:
                 no_action = "Approve, reject or request changes."
                 return error_page(request, "No such action", no_action, 404)
+            if decision == "reject" and not is_confirmed(confirmed):
+                workflow.check_decision(decision, message)  # a missing reason: beside its field
+                return confirmation_page(
+                    request,
+                    title=f"Reject request #{item.id} for {item.client_name}?",
+                    explanation="The developer is emailed your reason. A rejected request "
+                    "cannot be reopened: they would have to send a new one.",
+                    button="Reject the request",
+                    cancel_path=f"/console/requests/{item.id}",
+                    fields={"message": message},
+                )
             mail_ids = workflow.decide(context, db, item, staff, decision, message, ip)
     except ServiceError as error:  # refused before anything was written
         more = {"errors": error.errors, "decision": decision, "message": message}
         return _request_review_page(request, request_id, 400, **more)
     deliver_later(background, context, mail_ids)
-    return RedirectResponse(f"/console/requests/{request_id}", status_code=303)
+    done = done_url(f"/console/requests/{request_id}", DECISION_NOTICES[decision])
+    return RedirectResponse(done, status_code=303)
 
 
 # ----- clients -------------------------------------------------------------------------
@@ -268,6 +291,7 @@ def staff_client_action(
     action: str,
     csrf_token: Annotated[str, Form()] = "",
     member_reference: Annotated[str, Form()] = "",
+    confirmed: Annotated[str, Form()] = "",
 ) -> Response:
     ip = client_of(request).ip
     try:
@@ -276,6 +300,15 @@ def staff_client_action(
             if client is None or action not in CLIENT_ACTIONS:
                 no_action = "That client or action does not exist."
                 return error_page(request, "No such action", no_action, 404)
+            if action == "disable" and not is_confirmed(confirmed):
+                return confirmation_page(
+                    request,
+                    title=f"Disable {client.name}?",
+                    explanation="Every session of the client is signed out at once and it "
+                    "can get no new tokens until staff enable it again.",
+                    button="Disable the client",
+                    cancel_path=f"/console/clients/{client.client_id}",
+                )
             if action in ("disable", "enable"):
                 clients_service.set_disabled(db, client, action == "disable", staff, ip)
             elif action == "access-add":
@@ -287,4 +320,6 @@ def staff_client_action(
     except ServiceError as error:  # refused before anything was written
         more = {"errors": error.errors, "member_reference": member_reference}
         return _staff_client_page(request, client_id, 400, **more)
-    return RedirectResponse(f"/console/clients/{client_id}", status_code=303)
+    done = {"disable": "client-disabled", "enable": "client-enabled"}.get(action)
+    path = f"/console/clients/{client_id}"
+    return RedirectResponse(done_url(path, done) if done else path, status_code=303)

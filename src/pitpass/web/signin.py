@@ -23,7 +23,7 @@ from pitpass.http.journey import app_journey, with_next
 from pitpass.http.members import current_member
 from pitpass.http.notices import done_url
 from pitpass.http.render import render
-from pitpass.services import fresh_verification, signin, signin_limits, signup
+from pitpass.services import fresh_verification, second_step, signin, signin_limits, signup
 from pitpass.services import members as members_service
 from pitpass.services.context import AppContext
 from pitpass.services.members import NewMember
@@ -76,16 +76,19 @@ def signin_page(request: Request, next: str = "", verify: str = "") -> Response:
     next_path = safe_next_path(next)
     if current_member(request) is not None and not verify:
         return _redirect(next_path)
-    return render(
-        request,
-        "signin.html",
-        {
-            "next": next_path,
-            "verify": bool(verify),
-            "journey": app_journey(request, next_path),
-            "signup_url": with_next("/signup", next),
-        },
-    )
+    return render(request, "signin.html", _signin_values(request, next, bool(verify)))
+
+
+def _signin_values(request: Request, next: str, verify: bool) -> dict[str, object]:
+    """The sign-in page's values, with the app it continues to (http/journey.py); the
+    sign-up link keeps `next` only when one was given."""
+    next_path = safe_next_path(next)
+    return {
+        "next": next_path,
+        "verify": verify,
+        "journey": app_journey(request, next_path),
+        "signup_url": with_next("/signup", next),
+    }
 
 
 @router.post("/signin", response_class=HTMLResponse)
@@ -119,7 +122,8 @@ def signin_submit(
             if memory is signin.BrowserMemory.REMEMBERED:
                 session_token = signin.open_web_session(context, db, member, client, remembered_id)
                 return _signed_in_response(request, context, session_token, next_path)
-            challenge_token, mail_id = signin.start_challenge(
+            # The authenticator app's code instead of a mail when the member has one.
+            challenge_token, mail_ids = second_step.start(
                 context,
                 db,
                 member,
@@ -129,7 +133,7 @@ def signin_submit(
             )
         except signin_limits.SignInRefused as refused:
             return _signin_refused(request, refused, next_path, force_code, email)
-    response = _code_step_response(request, background, context, challenge_token, [mail_id])
+    response = _code_step_response(request, background, context, challenge_token, mail_ids)
     if memory is signin.BrowserMemory.INVALID or force_code:
         delete_cookie(request, response, REMEMBER_COOKIE)
     return response
@@ -141,15 +145,8 @@ def _signin_refused(
     response = render(
         request,
         "signin.html",
-        {
-            "next": next_path,
-            "verify": verify,
-            "email": email,
-            "error": refused.message,
-            "journey": app_journey(request, next_path),
-            "signup_url": with_next("/signup", next_path),
-        },
-        status_code=429 if refused.retry_after else 400,
+        {**_signin_values(request, next_path, verify), "email": email, "error": refused.message},
+        status_code=refused.status_code,
     )
     if refused.retry_after:
         response.headers["Retry-After"] = str(refused.retry_after)
@@ -157,26 +154,36 @@ def _signin_refused(
 
 
 @router.get("/signin/code", response_class=HTMLResponse)
-def code_page(request: Request) -> Response:
+def code_page(request: Request, recovery: str = "") -> Response:
     context = app_context(request)
+    token = request.cookies.get(CHALLENGE_COOKIE)
     with context.session() as db:
-        challenge = signin.pending_challenge(context, db, request.cookies.get(CHALLENGE_COOKIE))
+        challenge = signin.pending_challenge(context, db, token)
         if challenge is None or challenge.consumed_at is not None:
             return _redirect("/signin")
         member = db.get(Member, challenge.member_id)
-    values = _code_page_values(context, challenge, member)
-    values["journey"] = app_journey(request, challenge.next_path)
+        app = second_step.asks_for_app(context, db, token)
+    values = _code_page_values(request, context, challenge, member, app, bool(recovery))
     return render(request, "code.html", values)
 
 
 def _code_page_values(
-    context: AppContext, challenge: SignInChallenge | None, member: Member | None
+    request: Request,
+    context: AppContext,
+    challenge: SignInChallenge | None,
+    member: Member | None,
+    app: bool = False,
+    recovery: bool = False,
 ) -> dict[str, object]:
     return {
-        "sent_to": _masked_email(member.email) if member else "",
+        # The app's code (or a recovery code) instead of the emailed one (services/totp.py).
+        "app": app,
+        "recovery": app and recovery,
+        "sent_to": _masked_email(member.email) if member and not app else "",
         "minutes": context.settings.signin_code_minutes,
         "remember_days": context.settings.remember_browser_days,
         "browser_rejected": bool(challenge and challenge.remembered_browser_rejected),
+        "journey": app_journey(request, challenge.next_path if challenge else None),
     }
 
 
@@ -185,13 +192,16 @@ def code_submit(
     request: Request,
     code: FormText = "",
     remember: FormText = "",
+    method: FormText = "",
     csrf_token: FormText = "",
 ) -> Response:
     require_csrf(request, csrf_token)
     context = app_context(request)
     client = client_of(request)
+    recovery = method == "recovery"
     with context.session() as db:
-        check = signin.check_code(context, db, request.cookies.get(CHALLENGE_COOKIE), code)
+        token = request.cookies.get(CHALLENGE_COOKIE)
+        check = second_step.check(context, db, token, code, recovery=recovery)
         challenge = check.challenge
         member = db.get(Member, challenge.member_id) if challenge else None
         if check.outcome is signin.CodeOutcome.ACCEPTED and challenge and member:
@@ -218,17 +228,44 @@ def code_submit(
                     context.settings.remember_browser_days * 86400,
                 )
             return response
-    values = _code_page_values(context, challenge, member)
-    values["journey"] = app_journey(request, challenge.next_path if challenge else None)
+    values = _code_page_values(request, context, challenge, member, check.app, recovery)
     values["error"] = check.message
     values["start_over"] = check.outcome not in (
         signin.CodeOutcome.WRONG,
         signin.CodeOutcome.MALFORMED,
+        signin.CodeOutcome.REPLAYED,
     )
     page = render(request, "code.html", values, status_code=429 if check.retry_after else 400)
     if check.retry_after:
         page.headers["Retry-After"] = str(check.retry_after)
     return page
+
+
+@router.post("/signin/code/resend", response_class=HTMLResponse)
+def code_resend(
+    request: Request, background: BackgroundTasks, csrf_token: FormText = ""
+) -> Response:
+    """A new code for this sign-in (issue #12); throttled, and the old code stops working."""
+    require_csrf(request, csrf_token)
+    context = app_context(request)
+    token = request.cookies.get(CHALLENGE_COOKIE)
+    with context.session() as db:
+        try:
+            mail_id = second_step.resend(context, db, token, client_of(request))
+        except signin_limits.SignInRefused as refused:
+            challenge = signin.pending_challenge(context, db, token)
+            if challenge is None or challenge.consumed_at is not None:
+                return _redirect("/signin")
+            member = db.get(Member, challenge.member_id)
+            values = _code_page_values(request, context, challenge, member) | {
+                "resend_error": refused.message
+            }
+            page = render(request, "code.html", values, status_code=refused.status_code)
+            if refused.retry_after:
+                page.headers["Retry-After"] = str(refused.retry_after)
+            return page
+    deliver_later(background, context, [mail_id] if mail_id else [])
+    return _redirect(done_url("/signin/code", "code-resent"))
 
 
 @router.post("/signout")

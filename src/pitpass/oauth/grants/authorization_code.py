@@ -42,7 +42,7 @@ async def authorization_code_grant(
             failure = OAuthError("invalid_grant", "the member's account is disabled")
         if failure is not None:
             await store.consume_code(db, code_hash, now)  # one try per code
-            raise failure
+            raise OAuthError("invalid_grant", f"{failure.description}{SPENT}")
         assert member is not None
         refresh, stored = (
             new_refresh(runtime, client, code.session_id, now)
@@ -58,12 +58,22 @@ async def authorization_code_grant(
     return token_response(runtime, client, opening.record(member), code.scope, refresh, now, caller)
 
 
+# Every failed exchange spends the code (one try): the answer says so, not only the retry's.
+SPENT = "; the code cannot be reused: start the sign-in again"
+
+
 async def _replayed(runtime: OAuthRuntime, db: Any, session_id: str, now: datetime) -> NoReturn:
     """RFC 6749 §4.1.2: a code used twice revokes what the first use issued."""
     which = SessionsToSignOut(session_id=session_id)
     await runtime.store.sign_out(db, which, SignOutReason.CODE_REPLAY, now)
     metrics.count_authorization_code_replay()
-    raise OAuthError("invalid_grant", "authorization code already used; its tokens are revoked")
+    # The code may have been spent by a failed exchange (one try per code): say so, or a
+    # developer retrying after a wrong code_verifier would look for a double redemption.
+    raise OAuthError(
+        "invalid_grant",
+        "authorization code already used: an earlier exchange of it succeeded or failed, "
+        "and a code is good for one try; anything it issued is revoked. Start the sign-in again",
+    )
 
 
 def _check_code(

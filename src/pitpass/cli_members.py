@@ -1,0 +1,73 @@
+"""Staff acting on members: `pitpass members disable|enable|set-staff EMAIL --as STAFF`
+(issue #12, item 7). The rules are services/member_admin.py's, as in the console.
+
+`--reason` is required here as on the pages: every such change is audited with its
+actor and its reason, and a reason typed later cannot be added to the log.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from pitpass.cli_common import fail
+from pitpass.cli_staff import ActorOption, staff_session
+from pitpass.services import member_admin
+from pitpass.services.errors import ServiceError
+from pitpass.services.members import find_by_email
+
+members_app = typer.Typer(no_args_is_help=True, help="Member accounts")
+
+ReasonOption = Annotated[str, typer.Option(help="Why (required; kept in the audit log with --as)")]
+OPTION_OF_FIELD = {"reason": "--reason", "actor": "--as"}
+
+
+def _act(email: str, actor: str, action: str, reason: str) -> None:
+    with staff_session(actor) as (_ctx, db, staff):
+        member = find_by_email(db, email)
+        if member is None:
+            raise fail(f"no member has the email {email!r}")
+        try:
+            member_admin.act(db, member, staff, action, reason)
+        except ServiceError as error:  # refused before anything was written
+            raise fail(
+                "; ".join(
+                    f"{OPTION_OF_FIELD[key]}: {message}" if key in OPTION_OF_FIELD else message
+                    for key, message in error.errors.items()
+                )
+            ) from None
+
+
+@members_app.command("disable")
+def members_disable(
+    email: Annotated[str, typer.Argument(help="The member's email")],
+    actor: ActorOption,
+    reason: ReasonOption = "",
+) -> None:
+    """Disable an account: signs it out everywhere; every token is inactive at once."""
+    _act(email, actor, "disable", reason)
+    typer.echo(f"disabled {email}: signed out everywhere")
+
+
+@members_app.command("enable")
+def members_enable(
+    email: Annotated[str, typer.Argument(help="The member's email")],
+    actor: ActorOption,
+    reason: ReasonOption = "",
+) -> None:
+    """Enable a disabled account (the member signs in afresh)."""
+    _act(email, actor, "enable", reason)
+    typer.echo(f"enabled {email}")
+
+
+@members_app.command("set-staff")
+def members_set_staff(
+    email: Annotated[str, typer.Argument(help="The member's email")],
+    actor: ActorOption,
+    off: Annotated[bool, typer.Option("--off", help="Remove staff instead of granting it")] = False,
+    reason: ReasonOption = "",
+) -> None:
+    """Grant staff (or, with --off, remove it)."""
+    _act(email, actor, "remove-staff" if off else "grant-staff", reason)
+    typer.echo(f"{email} is {'no longer' if off else 'now'} staff")
