@@ -126,7 +126,6 @@ class Settings(BaseSettings):
     password_resets_per_ip: str = "20/hour"  # noqa: S105 - a rate
     signin_code_resends_per_challenge: str = "3/15 minutes"
     email_changes_per_member: str = "5/hour"
-    account_password_failures_per_member: str = "5/15 minutes"  # noqa: S105 - a rate
     forwarded_allow_ips: str = "127.0.0.1"
     # `pitpass serve`'s connections (serving.py): the request line and headers may take
     # this many bytes (else 431), and must arrive within this many seconds (else closed).
@@ -219,7 +218,6 @@ class Settings(BaseSettings):
         "password_resets_per_ip",
         "signin_code_resends_per_challenge",
         "email_changes_per_member",
-        "account_password_failures_per_member",
         "password_limited_rate",
         "client_auth_failures_per_client",
     )

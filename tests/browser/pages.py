@@ -96,7 +96,12 @@ PAGES: list[Visit] = [
     Visit(MEMBER_ROLE, "/account/apps/{client}/withdraw", post={}, start="/account/apps"),
     Visit(MEMBER_ROLE, "/portal"),
     *(Visit(MEMBER_ROLE, path) for path in ACCOUNT_SETTINGS),
-    Visit(MEMBER_ROLE, "/account/two-step/start", post={}, start="/account/two-step"),  # QR
+    Visit(
+        MEMBER_ROLE,
+        "/account/two-step/start",  # the QR code and key
+        post={"password": PASSWORD},
+        start="/account/two-step",
+    ),
     Visit(
         MEMBER_ROLE,
         "/account/security/email",  # the new address's code step

@@ -62,7 +62,7 @@ def test_forgot_password_then_reset_from_the_mailed_link(stage: Stage) -> None:
     page.get_by_role("button", name="Change password").click()
     expect(page).to_have_url(re.compile(r"/signin\?"))
     expect(page.get_by_role("status")).to_contain_text("every browser was signed out")
-    stage.mailbox.wait_for_match("ana@example.com", r"every browser was\s+signed out")
+    stage.mailbox.wait_for_match("ana@example.com", r"Every browser was signed\s+out")
 
     # The old password no longer works; the new one does.
     page.get_by_label("Email").fill("ana@example.com")
@@ -93,9 +93,7 @@ def test_change_password_from_the_account_page(stage: Stage) -> None:
     page.get_by_label("New password (at least 10 characters)").fill(NEW_PASSWORD)
     page.get_by_label("New password again").fill(NEW_PASSWORD)
     page.get_by_role("button", name="Change password").click()
-    expect(page.locator("#current_password-error")).to_have_text(
-        "That is not your current password."
-    )
+    expect(page.locator("#current_password-error")).to_have_text("That is not your password.")
 
     page.get_by_label("Current password").fill(PASSWORD)
     page.get_by_label("New password (at least 10 characters)").fill(NEW_PASSWORD)
@@ -132,7 +130,8 @@ def test_change_email_with_a_code_sent_to_the_new_address(stage: Stage) -> None:
     page.get_by_label("Your password").fill(PASSWORD)
     page.get_by_role("button", name="Change email").click()
     expect(page.get_by_role("status")).to_have_text(
-        "Your email address was changed. Sign in with the new one from now on."
+        "Your email address was changed and every other browser was signed out. "
+        "Sign in with the new one from now on."
     )
     told = stage.mailbox.wait_for_match("cy@example.com", r"changed from \S+ to (\S+)\.")
     assert told.group(1) == "cy.new@example.com"

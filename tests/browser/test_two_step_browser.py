@@ -47,6 +47,7 @@ def set_up_the_app(page: Page) -> tuple[str, list[str]]:
     """As the member does it: from the account page to the saved recovery codes."""
     page.goto("/account")
     page.get_by_role("link", name="Authenticator app").click()
+    page.get_by_label("Your password").fill(PASSWORD)
     page.get_by_role("button", name="Set up an authenticator app").click()
     expect(page.get_by_role("img", name=re.compile("QR code"))).to_be_visible()
     no_serious_axe_violation(page)

@@ -153,3 +153,27 @@ def test_deleting_the_account_ends_everything_and_pseudonymises(site: Site) -> N
     with site.context.session() as db:
         fresh = members.find_by_email(db, EMAIL)
         assert fresh is not None and fresh.id != member.id
+
+
+def test_the_last_staff_member_cannot_delete_their_account(site: Site) -> None:
+    """Someone must stay to review requests and manage members (services/member_admin)."""
+    staff = "only.staff@example.com"
+    site.add_member(staff, staff=True)
+    browser = site.browser()
+    site.sign_in(browser, staff)
+    refused = site.submit(browser, "/account/delete", "/account/delete", password=GOOD_PASSWORD)
+    assert refused.status_code == 409
+    assert "the last enabled staff member" in refused.text
+    assert 'name="proof"' not in refused.text  # no confirmation step offered
+    with site.context.session() as db:
+        member = members.find_by_email(db, staff)
+        assert member is not None and member.is_staff and member.deleted_at is None
+    # With a second staff member the same account may go.
+    site.add_member("second.staff@example.com", staff=True)
+    asked = site.submit(browser, "/account/delete", "/account/delete", password=GOOD_PASSWORD)
+    proof = PROOF.search(asked.text)
+    assert proof is not None
+    gone = site.submit(
+        browser, "/account/delete", "/account/delete", proof=proof.group(1), confirmed="yes"
+    )
+    assert gone.status_code == 303

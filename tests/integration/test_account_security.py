@@ -84,7 +84,7 @@ def test_bad_password_changes_are_explained_beside_the_field(site: Site) -> None
     site.sign_in(browser, EMAIL)
     for current, new, again, field, message in (
         ("", NEW_PASSWORD, NEW_PASSWORD, "current_password", "Enter your current password."),
-        ("not my password", NEW_PASSWORD, NEW_PASSWORD, "current_password", "not your current"),
+        ("not my password", NEW_PASSWORD, NEW_PASSWORD, "current_password", "not your password"),
         (GOOD_PASSWORD, "", "", "new_password", "Use at least 10 characters."),
         (GOOD_PASSWORD, "qwertyuiop", "qwertyuiop", "new_password", "too easy to guess"),
         (GOOD_PASSWORD, "JoRacer2026!", "JoRacer2026!", "new_password", "from your name"),
@@ -102,7 +102,8 @@ def test_bad_password_changes_are_explained_beside_the_field(site: Site) -> None
 
 
 def test_wrong_current_passwords_are_throttled(site_factory: Any, backend: Any) -> None:
-    site = site_factory(backend, account_password_failures_per_member="2/15 minutes")
+    # A wrong password typed again counts as a failed sign-in (services/reauth.py).
+    site = site_factory(backend, signin_failures_per_account_ip="2/15 minutes")
     site.add_member(EMAIL)
     browser = site.browser()
     site.sign_in(browser, EMAIL)
@@ -111,8 +112,8 @@ def test_wrong_current_passwords_are_throttled(site_factory: Any, backend: Any) 
     refused = change_password(site, browser, GOOD_PASSWORD, NEW_PASSWORD)
     assert refused.status_code == 429
     assert 'id="current_password-error"' in refused.text
-    assert "Too many wrong passwords. Try again in" in refused.text
-    assert signs_in(site, EMAIL, GOOD_PASSWORD)
+    assert "Too many failed sign-in attempts. Try again in" in refused.text
+    assert "Retry-After" in refused.headers
 
 
 def test_change_email_with_a_code_sent_to_the_new_address(site: Site) -> None:
@@ -176,7 +177,7 @@ def test_bad_email_changes_are_explained_and_change_nothing(site: Site) -> None:
     for typed, password, field, message in (
         ("", GOOD_PASSWORD, "code", "Enter the 6-digit code from the email."),
         (code, "", "current_password", "Enter your current password."),
-        (code, "not my password", "current_password", "That is not your current password."),
+        (code, "not my password", "current_password", "That is not your password."),
         (wrong, GOOD_PASSWORD, "code", "That code is not right. 4 tries left."),
     ):
         refused = confirm_email_change(site, browser, typed, password)

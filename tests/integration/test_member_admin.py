@@ -148,7 +148,8 @@ def test_search_by_email_name_or_customer_id(sqlite_site: Site) -> None:
 
 
 @pytest.mark.parametrize(
-    "q", ["ana\x00@example.com", "\x00", "a" * 5000, "x\x1by", "9" * 40, "%", "'; DROP TABLE"]
+    "q",
+    ["ana\x00@example.com", "\x00", "a" * 5000, "x\x1by", "9" * 40, "%", "'; DROP TABLE", "²", "٣"],
 )
 def test_search_with_odd_input_is_a_4xx_or_an_empty_result(site: Site, q: str) -> None:
     site.add_member(STAFF, staff=True)
@@ -360,7 +361,7 @@ def test_the_write_itself_keeps_one_staff_when_the_check_read_stale_rows(
         with site.context.session() as db:
             first, second = _staff_pair(db)
             member_admin.set_staff(db, second, first, False, "moved on")
-        monkeypatch.setattr(member_admin, "_keep_one_staff", lambda *_args: None)
+        monkeypatch.setattr(member_admin, "keep_one_staff", lambda *_args: None)
         with pytest.raises(ServiceError) as refused:
             member_admin.set_staff(late, me, other, False, "stale")
         assert "last enabled staff member" in refused.value.errors["member"]
@@ -423,3 +424,16 @@ def test_console_home_counts_the_queue(sqlite_site: Site) -> None:
         "/console/mail",
     ):
         assert f'href="{link}"' in home
+
+
+def test_a_deleted_account_cannot_be_made_staff(sqlite_site: Site) -> None:
+    sqlite_site.add_member(STAFF, staff=True)
+    sqlite_site.add_member(MEMBER)
+    with sqlite_site.context.session() as db:
+        me = db.scalar(select(Member).where(Member.email == STAFF))
+        gone = db.scalar(select(Member).where(Member.email == MEMBER))
+        assert me and gone
+        gone.deleted_at = gone.created_at
+        with pytest.raises(ServiceError) as refused:
+            member_admin.check(db, gone, me, "grant-staff", "testing")
+        assert "deleted by its member" in refused.value.errors["member"]

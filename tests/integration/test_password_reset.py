@@ -74,7 +74,7 @@ def test_forgot_and_reset_then_sign_in_with_the_new_password(site: Site) -> None
     assert other.get("/account").status_code == 303
     with site.context.session() as db:
         assert db.scalar(select(RememberedBrowser.revoked_at)) is not None
-    told = site.mailbox.wait_for_match(EMAIL, r"every browser was\s+signed out")
+    told = site.mailbox.wait_for_match(EMAIL, r"Every browser was signed\s+out")
     assert told
     assert not signs_in(site, EMAIL, GOOD_PASSWORD)
     assert signs_in(site, EMAIL, NEW_PASSWORD)

@@ -37,7 +37,9 @@ def next_code(secret: str) -> str:
 
 def enrol(site: Site, browser: TestClient) -> tuple[str, list[str]]:
     """Set up the app as the member does; the secret and the ten recovery codes."""
-    started = site.submit(browser, "/account/two-step", "/account/two-step/start")
+    started = site.submit(
+        browser, "/account/two-step", "/account/two-step/start", password=GOOD_PASSWORD
+    )
     assert started.status_code == 303
     page = browser.get("/account/two-step")
     match = SECRET_ON_PAGE.search(page.text)
@@ -79,7 +81,13 @@ def test_enrolment_needs_a_right_first_code(site: Site) -> None:
     site.add_member(EMAIL)
     browser = site.browser()
     site.sign_in(browser, EMAIL)
-    site.submit(browser, "/account/two-step", "/account/two-step/start")
+    start = "/account/two-step/start"
+    for password, message in (("", "Enter your password."), ("not it", "not your password")):
+        refused = site.submit(browser, "/account/two-step", start, password=password)
+        assert refused.status_code == 400 and message in refused.text
+        assert 'id="start_password-error"' in refused.text
+        assert member_row(site).totp_secret_sealed is None  # nothing started
+    site.submit(browser, "/account/two-step", start, password=GOOD_PASSWORD)
     page = browser.get("/account/two-step")
     secret = SECRET_ON_PAGE.search(page.text).group(1).replace(" ", "")  # type: ignore[union-attr]
     wrong = str((int(pyotp.TOTP(secret).now()) + 1) % 1_000_000).zfill(6)

@@ -194,6 +194,7 @@ class SignOutReason(StrEnum):
     CLIENT_DISABLED = "client_disabled"  # by staff
     ACCOUNT_DELETED = "account_deleted"  # the member deleted their account
     MEMBER_DISABLED = "member_disabled"  # by staff (issue #12, item 7)
+    PASSWORD_RESET = "password_reset"  # noqa: S105 - the member reset a forgotten password
 
 
 # ----- errors (PRODUCT.md §4) --------------------------------------------------------------

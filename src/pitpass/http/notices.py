@@ -15,10 +15,11 @@ NOTICES: dict[str, str] = {
     "recovery-codes-replaced": "New recovery codes made: the old ones no longer work.",
     "account-deleted": "Your account is deleted. A confirmation was sent to your old address.",
     # Issue #12, items 1 and 2 (web/recovery.py, web/account_security.py, web/signin.py).
-    "password-reset": "Your password was changed and every browser was signed out. "
+    "password-reset": "Your password was changed and every browser was signed out, apps too. "
     "Sign in with the new password.",
     "password-changed": "Your password was changed. Every other browser was signed out.",
-    "email-changed": "Your email address was changed. Sign in with the new one from now on.",
+    "email-changed": "Your email address was changed and every other browser was signed out. "
+    "Sign in with the new one from now on.",
     "code-resent": "We sent a new code. The one sent before no longer works.",
     # the developer portal and the review of requests (issue #12, item 8)
     "request-sent": "Request sent: staff will review it and email you.",

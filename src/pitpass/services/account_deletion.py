@@ -20,22 +20,17 @@ from pitpass.db.models import (
     AuditEvent,
     Client,
     Consent,
-    EmailChange,
     MailMessage,
     Member,
-    PasswordReset,
     RecoveryCode,
     RegistrationRequest,
-    RememberedBrowser,
-    SignInChallenge,
-    WebSession,
     utcnow,
 )
-from pitpass.services import audit, workflow
+from pitpass.services import audit, member_admin, workflow
 from pitpass.services import clients as clients_service
 from pitpass.services.context import AppContext
-from pitpass.storage import sync
-from pitpass.storage.records import SessionsToSignOut
+from pitpass.services.errors import ServiceError
+from pitpass.services.ways_in import end_ways_in
 
 DELETED_NAME = "Deleted member"
 UNUSABLE_PASSWORD_HASH = "!deleted"  # noqa: S105 - not an argon2 hash: nothing verifies
@@ -73,13 +68,7 @@ def _withdraw_open_requests(db: Session, member: Member, ip: str | None) -> None
 
 def _end_every_way_in(db: Session, member: Member) -> None:
     now = utcnow()
-    sync.sign_out(db, SessionsToSignOut(member_id=member.id), SignOutReason.ACCOUNT_DELETED, now)
-    for model in (WebSession, RememberedBrowser):
-        db.execute(
-            update(model)
-            .where(model.member_id == member.id, model.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
+    end_ways_in(db, member, apps=SignOutReason.ACCOUNT_DELETED)
     db.execute(
         update(Consent)
         .where(Consent.member_id == member.id, Consent.withdrawn_at.is_(None))
@@ -90,22 +79,26 @@ def _end_every_way_in(db: Session, member: Member) -> None:
         .where(AccessListEntry.member_id == member.id, AccessListEntry.removed_at.is_(None))
         .values(removed_at=now)
     )
-    for pending in (SignInChallenge, EmailChange):
-        db.execute(
-            update(pending)
-            .where(pending.member_id == member.id, pending.consumed_at.is_(None))
-            .values(consumed_at=now)
-        )
-    db.execute(
-        update(PasswordReset)
-        .where(PasswordReset.member_id == member.id, PasswordReset.used_at.is_(None))
-        .values(used_at=now)
-    )
     db.execute(delete(RecoveryCode).where(RecoveryCode.member_id == member.id))
 
 
+LAST_STAFF_CHANGE = "delete their account"
+
+
+def refusal(db: Session, member: Member) -> str | None:
+    """Why this account cannot be deleted now: someone must stay to review requests and
+    manage members (the rule of services/member_admin.py)."""
+    try:
+        member_admin.keep_one_staff(db, member, LAST_STAFF_CHANGE)
+    except ServiceError as error:
+        return next(iter(error.errors.values()))
+    return None
+
+
 def delete_account(ctx: AppContext, db: Session, member: Member, ip: str | None) -> int:
-    """Delete (pseudonymise) the account; the id of the mail to the old address."""
+    """Delete (pseudonymise) the account; the id of the mail to the old address. Raises
+    ServiceError, changing nothing, for the last enabled staff member (services/member_admin)."""
+    member_admin.write_flags(db, member, LAST_STAFF_CHANGE, is_staff=False, is_disabled=True)
     old_email = member.email
     disabled = clients_to_disable(db, member)
     for client in disabled:
@@ -143,8 +136,6 @@ def delete_account(ctx: AppContext, db: Session, member: Member, ip: str | None)
     member.display_name = DELETED_NAME
     member.password_hash = UNUSABLE_PASSWORD_HASH
     member.group_ids = []
-    member.is_staff = False
-    member.is_disabled = True
     member.totp_secret_sealed = None
     member.totp_enabled_at = None
     member.totp_last_step = None

@@ -20,16 +20,14 @@ from pitpass.core.passwords import password_problem
 from pitpass.db.models import (
     EmailChange,
     Member,
-    RememberedBrowser,
-    SignInChallenge,
-    WebSession,
     utcnow,
 )
-from pitpass.services import audit, members
+from pitpass.services import audit, members, reauth
 from pitpass.services.context import AppContext
 from pitpass.services.crypto import constant_time_equals
 from pitpass.services.signin import CODE_DIGITS, Client, normalise_code
 from pitpass.services.signin_limits import Refused, wait_words
+from pitpass.services.ways_in import end_ways_in
 
 NOT_SAME = "The two passwords are not the same."
 ENTER_CURRENT = "Enter your current password."
@@ -57,47 +55,11 @@ def new_password_problems(
 def check_current_password(
     ctx: AppContext, db: Session, member: Member, password: str, client: Client
 ) -> None:
-    """Raise SettingsRefused unless `password` is the member's; wrong ones are throttled, so
-    a browser left signed in cannot be used to guess the password."""
-    throttle = ctx.throttles.account_password_failures
-    if (wait := throttle.retry_after(str(member.id))) is not None:
-        message = f"Too many wrong passwords. Try again in {wait_words(wait)}."
-        raise SettingsRefused({"current_password": message}, retry_after=wait)
-    if not members.verify_password(member, member.email, password):
-        throttle.count_failure(str(member.id))
-        audit.record(db, "account.password_check_failed", actor=member, ip=client.ip)
-        raise SettingsRefused({"current_password": "That is not your current password."})
-
-
-def sign_out_everywhere(
-    db: Session, member: Member, *, keep_session_id: int | None = None, forget_browsers: bool
-) -> int:
-    """End the member's web sessions (but `keep_session_id`), and what the old password may
-    have started: sign-in codes and email changes. Returns how many sessions ended."""
-    now = utcnow()
-    sessions = update(WebSession).where(
-        WebSession.member_id == member.id, WebSession.revoked_at.is_(None)
-    )
-    if keep_session_id is not None:
-        sessions = sessions.where(WebSession.id != keep_session_id)
-    ended = db.execute(sessions.values(revoked_at=now)).rowcount  # type: ignore[attr-defined]
-    if forget_browsers:
-        db.execute(
-            update(RememberedBrowser)
-            .where(RememberedBrowser.member_id == member.id, RememberedBrowser.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
-    for pending in (SignInChallenge, EmailChange):
-        db.execute(
-            update(pending)
-            .where(
-                pending.member_id == member.id,
-                pending.consumed_at.is_(None),
-                pending.expires_at > now,
-            )
-            .values(expires_at=now)
-        )
-    return int(ended or 0)
+    """Raise SettingsRefused unless `password` is the member's: the one rule of a password
+    typed again (services/reauth.py), where a wrong one counts as a failed sign-in."""
+    refused = reauth.password_refusal(ctx, db, member, password, "settings", client.ip)
+    if refused is not None:
+        raise SettingsRefused({"current_password": refused.message}, refused.retry_after)
 
 
 def change_password(
@@ -116,9 +78,13 @@ def change_password(
         raise SettingsRefused(errors)
     check_current_password(ctx, db, member, fields["current_password"], client)
     member.password_hash = members.password_hash_for(member.email, fields["new_password"])
-    ended = sign_out_everywhere(db, member, keep_session_id=keep_session_id, forget_browsers=False)
+    ended = end_ways_in(db, member, keep_session_id=keep_session_id, forget_browsers=False)
     audit.record(
-        db, "password.changed", actor=member, ip=client.ip, details={"sessions_ended": ended}
+        db,
+        "password.changed",
+        actor=member,
+        ip=client.ip,
+        details={"sessions_ended": ended.web_sessions},
     )
     return _tell(
         ctx,
@@ -235,10 +201,18 @@ def pending_email_change(db: Session, member: Member) -> EmailChange | None:
 
 
 def confirm_email_change(
-    ctx: AppContext, db: Session, member: Member, typed_code: str, password: str, client: Client
+    ctx: AppContext,
+    db: Session,
+    member: Member,
+    typed_code: str,
+    password: str,
+    keep_session_id: int,
+    client: Client,
 ) -> list[int]:
-    """The code from the new address and the password (hashed again with the new email).
-    A wrong code costs one of the change's tries: callers commit even when this raises."""
+    """The code from the new address and the password (hashed again with the new email);
+    like a new password, every other browser is signed out and whatever the old address
+    could still complete (a reset link, a sign-in code) dies. A wrong code costs one of
+    the change's tries: callers commit even when this raises."""
     change = pending_email_change(db, member)
     if change is None:
         raise SettingsRefused({"code": "No change of email is waiting. Start again."})
@@ -287,7 +261,9 @@ def confirm_email_change(
     except IntegrityError:
         db.refresh(member)
         raise SettingsRefused({"code": "That email address cannot be used."}) from None
-    audit.record(db, "email.changed", actor=member, ip=client.ip, details={"from": old_email})
+    ended = end_ways_in(db, member, keep_session_id=keep_session_id, forget_browsers=False)
+    details = {"from": old_email, "sessions_ended": ended.web_sessions}
+    audit.record(db, "email.changed", actor=member, ip=client.ip, details=details)
     news = f"The email address of your account was changed from {old_email} to {member.email}."
     return [
         _tell(ctx, db, old_email, member, "Your email address was changed", news),

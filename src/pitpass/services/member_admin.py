@@ -20,7 +20,6 @@ from pitpass.db.models import (
     Client,
     Member,
     OAuthSession,
-    RememberedBrowser,
     WebSession,
     utcnow,
 )
@@ -28,8 +27,8 @@ from pitpass.services import audit
 from pitpass.services.errors import ServiceError
 from pitpass.services.members import MAX_CUSTOMER_ID, MAX_EMAIL_LENGTH
 from pitpass.services.paging import Page, fetch_page
+from pitpass.services.ways_in import end_ways_in
 from pitpass.storage import sync
-from pitpass.storage.records import SessionsToSignOut
 
 MAX_REASON_LENGTH = 500
 MAX_QUERY_LENGTH = MAX_EMAIL_LENGTH
@@ -61,7 +60,8 @@ def _matching(query: str) -> ColumnElement[bool] | None:
         Member.email.contains(words, autoescape=True),
         func.lower(Member.display_name).contains(words, autoescape=True),
     )
-    if query.isdigit() and 0 < int(query) <= MAX_CUSTOMER_ID:
+    # isascii: "²" is a digit to str.isdigit() but not to int().
+    if query.isascii() and query.isdigit() and 0 < int(query) <= MAX_CUSTOMER_ID:
         found = or_(found, Member.customer_id == int(query))
     return found
 
@@ -176,7 +176,7 @@ def _last_staff(member: Member, change: str) -> ServiceError:
     )
 
 
-def _keep_one_staff(db: Session, member: Member, change: str) -> None:
+def keep_one_staff(db: Session, member: Member, change: str) -> None:
     """Refuse a change that would leave no enabled staff member."""
     if not (member.is_staff and not member.is_disabled):
         return
@@ -184,7 +184,7 @@ def _keep_one_staff(db: Session, member: Member, change: str) -> None:
         raise _last_staff(member, change)
 
 
-def _write_flags(db: Session, member: Member, change: str, **flags: bool) -> None:
+def write_flags(db: Session, member: Member, change: str, **flags: bool) -> None:
     """Store the member's new flags. When they take away an enabled staff member, the same
     statement requires another one to remain: SQLite has no FOR UPDATE and its reads hold
     no snapshot, so only a condition inside the write itself sees a concurrent change."""
@@ -215,7 +215,7 @@ def check(db: Session, member: Member, staff: Member, action: str, reason: str) 
     if action == "disable":
         if member.is_disabled:
             raise ServiceError.conflict("member", f"{member.email} is already disabled.")
-        _keep_one_staff(db, member, "be disabled")
+        keep_one_staff(db, member, "be disabled")
         if member.id == staff.id:
             raise ServiceError.conflict(
                 "member", "You cannot disable your own account; ask another staff member."
@@ -228,12 +228,14 @@ def check(db: Session, member: Member, staff: Member, action: str, reason: str) 
         if not member.is_disabled:
             raise ServiceError.conflict("member", f"{member.email} is not disabled.")
     elif action == "grant-staff":
+        if member.deleted_at is not None:
+            raise ServiceError.conflict("member", "This account was deleted by its member.")
         if member.is_staff:
             raise ServiceError.conflict("member", f"{member.email} is already staff.")
     else:
         if not member.is_staff:
             raise ServiceError.conflict("member", f"{member.email} is not staff.")
-        _keep_one_staff(db, member, "lose staff")
+        keep_one_staff(db, member, "lose staff")
         if member.id == staff.id:
             raise ServiceError.conflict(
                 "member", "You cannot remove your own staff flag; ask another staff member."
@@ -267,21 +269,8 @@ def disable(db: Session, member: Member, staff: Member, reason: str, ip: str | N
     introspection and the Bearer endpoints read the session and the member's flag on every
     call, with no cache between)."""
     reason = check(db, member, staff, "disable", reason)
-    now = utcnow()
-    _write_flags(db, member, "be disabled", is_disabled=True)
-    web = db.execute(
-        update(WebSession)
-        .where(WebSession.member_id == member.id, WebSession.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-    db.execute(
-        update(RememberedBrowser)
-        .where(RememberedBrowser.member_id == member.id, RememberedBrowser.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-    oauth = sync.sign_out(
-        db, SessionsToSignOut(member_id=member.id), SignOutReason.MEMBER_DISABLED, now
-    )
+    write_flags(db, member, "be disabled", is_disabled=True)
+    ended = end_ways_in(db, member, apps=SignOutReason.MEMBER_DISABLED)
     _record(
         db,
         "member.disabled",
@@ -289,15 +278,15 @@ def disable(db: Session, member: Member, staff: Member, reason: str, ip: str | N
         staff,
         reason,
         ip,
-        web_sessions=web.rowcount,  # type: ignore[attr-defined]
-        oauth_sessions=oauth,
+        web_sessions=ended.web_sessions,
+        oauth_sessions=ended.app_sessions,
     )
 
 
 def enable(db: Session, member: Member, staff: Member, reason: str, ip: str | None = None) -> None:
     """Enable the account again; its sessions stay ended (the member signs in afresh)."""
     reason = check(db, member, staff, "enable", reason)
-    _write_flags(db, member, "be enabled", is_disabled=False)
+    write_flags(db, member, "be enabled", is_disabled=False)
     _record(db, "member.enabled", member, staff, reason, ip)
 
 
@@ -306,7 +295,7 @@ def set_staff(
 ) -> None:
     """Grant (`on`) or remove the staff flag."""
     reason = check(db, member, staff, "grant-staff" if on else "remove-staff", reason)
-    _write_flags(db, member, "lose staff", is_staff=on)
+    write_flags(db, member, "lose staff", is_staff=on)
     _record(db, "member.staff_granted" if on else "member.staff_removed", member, staff, reason, ip)
 
 

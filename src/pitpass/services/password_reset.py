@@ -19,17 +19,18 @@ import anyio
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from pitpass.core.policy import SignOutReason
 from pitpass.db.models import Member, PasswordReset, utcnow
 from pitpass.services import audit, members, signin_limits
 from pitpass.services.account_security import (
     SettingsRefused,
     new_password_problems,
-    sign_out_everywhere,
 )
 from pitpass.services.context import AppContext
 from pitpass.services.crypto import new_token
 from pitpass.services.signin import Client
 from pitpass.services.signin_limits import address_key, wait_words
+from pitpass.services.ways_in import end_ways_in
 
 
 def check_request(ctx: AppContext, db: Session, typed: str, client: Client) -> str:
@@ -164,20 +165,16 @@ def reset_password(
     )
     if spent.rowcount != 1:  # type: ignore[attr-defined]
         raise SettingsRefused({"password": LINK_MESSAGES[LinkState.USED]})
-    db.execute(  # every other link of the member dies with this one
-        update(PasswordReset)
-        .where(PasswordReset.member_id == member.id, PasswordReset.used_at.is_(None))
-        .values(used_at=now)
-    )
     member.password_hash = members.password_hash_for(member.email, password)
     if member.email_verified_at is None:
         member.email_verified_at = now  # the link mailed to that address came back
-    ended = sign_out_everywhere(db, member, forget_browsers=True)
+    # Whoever had the old password loses every way in, the apps' sessions too, and every
+    # other link of the member dies with this one (services/ways_in.py).
+    ended = end_ways_in(db, member, apps=SignOutReason.PASSWORD_RESET)
     # The failed sign-ins that may have led here no longer stand between them and the account.
     signin_limits.clear_after_sign_in(ctx, member.email, client.ip)
-    audit.record(
-        db, "password.reset", actor=member, ip=client.ip, details={"sessions_ended": ended}
-    )
+    details = {"sessions_ended": ended.web_sessions, "app_sessions_ended": ended.app_sessions}
+    audit.record(db, "password.reset", actor=member, ip=client.ip, details=details)
     service = ctx.settings.profile.service_name
     base = ctx.settings.public_base_url
     mail = ctx.mailer.enqueue(
@@ -185,8 +182,9 @@ def reset_password(
         member.email,
         f"{service}: your password was changed",
         f"Hello {member.display_name},\n\n"
-        f"Your {service} password was changed with a reset link, and every browser was "
-        "signed out and forgotten: each will ask for the new password and the emailed code.\n\n"
+        f"Your {service} password was changed with a reset link. Every browser was signed "
+        "out and forgotten, and every app you had signed in to was signed out: each will ask "
+        "you to sign in again with the new password.\n\n"
         f"If this was not you, ask for a new link at once: {base}/signin/forgot\n",
         kind="password_reset_done",
     )

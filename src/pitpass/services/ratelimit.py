@@ -129,7 +129,6 @@ class Throttles:
     password_resets_ip: Throttle  # reset links asked for, per address
     signin_code_resends: Throttle  # "send a new code", per sign-in challenge
     email_changes: Throttle  # email changes started, per member
-    account_password_failures: Throttle  # wrong current passwords in settings, per member
     storage: Storage
 
     @classmethod
@@ -176,11 +175,6 @@ class Throttles:
             ),
             email_changes=Throttle(
                 "email-changes", parse(settings.email_changes_per_member), limiter
-            ),
-            account_password_failures=Throttle(
-                "account-password-failures",
-                parse(settings.account_password_failures_per_member),
-                limiter,
             ),
             storage=storage,
         )

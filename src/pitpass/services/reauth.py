@@ -1,5 +1,6 @@
 """The password asked again before a change that needs it (issue #12): turning the
-authenticator off, new recovery codes, deleting the account.
+authenticator on or off, new recovery codes, deleting the account, a new password or
+email (services/account_security.py).
 
 A wrong password counts as a failed sign-in (services/signin_limits.py), so a browser
 left signed in cannot be used to guess it. When an action also has a confirmation step
@@ -22,21 +23,30 @@ PROOF_SECONDS = 600
 WRONG_PASSWORD = "That is not your password."  # noqa: S105 - words, not a secret
 
 
+def password_refusal(
+    ctx: AppContext, db: Session, member: Member, password: str, action: str, ip: str | None
+) -> limits.Refused | None:
+    """None when `password` is the member's; else why not (with `retry_after` when the
+    sign-in throttles say wait). The one check of a password typed again."""
+    try:
+        limits.refuse_if_throttled(ctx, db, member.email, ip)
+    except limits.SignInRefused as refused:
+        return refused
+    if not password:
+        return limits.Refused("Enter your password.")
+    if not verify_password(member, member.email, password):
+        limits.count_failed_password(ctx, member.email, ip)
+        audit.record(db, "account.password_refused", actor=member, ip=ip, details={"for": action})
+        return limits.Refused(WRONG_PASSWORD)
+    return None
+
+
 def password_problem(
     ctx: AppContext, db: Session, member: Member, password: str, action: str, ip: str | None
 ) -> str | None:
     """None when `password` is the member's; else the words to show beside the field."""
-    try:
-        limits.refuse_if_throttled(ctx, db, member.email, ip)
-    except limits.SignInRefused as refused:
-        return refused.message
-    if not password:
-        return "Enter your password."
-    if not verify_password(member, member.email, password):
-        limits.count_failed_password(ctx, member.email, ip)
-        audit.record(db, "account.password_refused", actor=member, ip=ip, details={"for": action})
-        return WRONG_PASSWORD
-    return None
+    refused = password_refusal(ctx, db, member, password, action, ip)
+    return refused.message if refused else None
 
 
 def _proofs(ctx: AppContext, action: str) -> URLSafeTimedSerializer:

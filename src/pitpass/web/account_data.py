@@ -18,6 +18,7 @@ from pitpass.http.notices import done_url
 from pitpass.http.render import render
 from pitpass.services import account_data, account_deletion, reauth
 from pitpass.services.context import AppContext
+from pitpass.services.errors import ServiceError
 from pitpass.web.guards import signed_in_here
 
 router = APIRouter()
@@ -92,10 +93,15 @@ def delete_account(
     with context.session() as db:
         member, session_id = signed_in_here(request, db)
         clients = account_deletion.clients_to_disable(db, member)
+        if refusal := account_deletion.refusal(db, member):
+            return _delete_page(request, clients, refusal, 409)
         if is_confirmed(confirmed):
             if not reauth.proof_holds(context, member, session_id, DELETE, proof):
                 return _delete_page(request, clients, "Enter your password again.", 400)
-            mail_id = account_deletion.delete_account(context, db, member, ip)
+            try:
+                mail_id = account_deletion.delete_account(context, db, member, ip)
+            except ServiceError as error:  # the other staff member left a moment ago
+                return _delete_page(request, clients, next(iter(error.errors.values())), 409)
         else:
             problem = reauth.password_problem(context, db, member, password, DELETE, ip)
             if problem:

@@ -155,9 +155,18 @@ def confirm_email_change(
     refused: SettingsRefused | None = None
     mail_ids: list[int] = []
     with context.session() as db:
+        signed_in = browser_session(request, db)
+        if signed_in is None:  # signed out by another tab a moment ago
+            return RedirectResponse("/signin", status_code=303)
         try:
             mail_ids = security.confirm_email_change(
-                context, db, _fresh(db, member), code, current_password, client_of(request)
+                context,
+                db,
+                signed_in.member,
+                code,
+                current_password,
+                signed_in.web_session.id,
+                client_of(request),
             )
         except SettingsRefused as error:
             refused = error  # a wrong code costs a try: commit that much

@@ -76,13 +76,23 @@ def two_step_page(request: Request, next: str = "") -> Response:
 
 
 @router.post(f"{PAGE}/start")
-def start_enrolment(request: Request, next: FormText = "", csrf_token: FormText = "") -> Response:
+def start_enrolment(
+    request: Request, password: FormText = "", next: FormText = "", csrf_token: FormText = ""
+) -> Response:
+    """The password first: from a browser left signed in, a stranger could otherwise put
+    their own app (and its recovery codes) between the member and the account."""
     require_csrf(request, csrf_token)
     context = app_context(request)
+    ip = client_of(request).ip
+    next_path = _next(next)
     with context.session() as db:
         member, _session_id = signed_in_here(request, db)
-        totp.begin_enrolment(context, db, member, client_of(request).ip)
-    next_path = _next(next)
+        if totp.is_enabled(member):
+            return RedirectResponse(PAGE, status_code=303)
+        problem = reauth.password_problem(context, db, member, password, "two-step-start", ip)
+        if problem:
+            return _page(request, context, db, member, next_path, {"start_password": problem})
+        totp.begin_enrolment(context, db, member, ip)
     return RedirectResponse(_page_path(next_path) + "#set-up", status_code=303)
 
 
