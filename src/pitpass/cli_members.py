@@ -1,5 +1,5 @@
-"""Staff acting on members: `pitpass members disable|enable|set-staff EMAIL --as STAFF`
-(issue #12, item 7). The rules are services/member_admin.py's, as in the console.
+"""Staff acting on members: `pitpass members disable|enable|set-staff|clear-two-step EMAIL
+--as STAFF` (issue #12, item 7). The rules are services/member_admin.py's, as in the console.
 
 `--reason` is required here as on the pages: every such change is audited with its
 actor and its reason, and a reason typed later cannot be added to the log.
@@ -24,12 +24,12 @@ OPTION_OF_FIELD = {"reason": "--reason", "actor": "--as"}
 
 
 def _act(email: str, actor: str, action: str, reason: str) -> None:
-    with staff_session(actor) as (_ctx, db, staff):
+    with staff_session(actor) as (ctx, db, staff):
         member = find_by_email(db, email)
         if member is None:
             raise fail(f"no member has the email {email!r}")
         try:
-            member_admin.act(db, member, staff, action, reason)
+            db.info["mail_ids"].extend(member_admin.act(ctx, db, member, staff, action, reason))
         except ServiceError as error:  # refused before anything was written
             raise fail(
                 "; ".join(
@@ -71,3 +71,15 @@ def members_set_staff(
     """Grant staff (or, with --off, remove it)."""
     _act(email, actor, "remove-staff" if off else "grant-staff", reason)
     typer.echo(f"{email} is {'no longer' if off else 'now'} staff")
+
+
+@members_app.command("clear-two-step")
+def members_clear_two_step(
+    email: Annotated[str, typer.Argument(help="The member's email")],
+    actor: ActorOption,
+    reason: ReasonOption = "",
+) -> None:
+    """Turn off a member's authenticator app (lost phone and recovery codes); they are
+    told by mail and sign in with the emailed code again."""
+    _act(email, actor, "clear-two-step", reason)
+    typer.echo(f"{email}'s authenticator app is off: sign-in emails a code again")

@@ -161,3 +161,27 @@ def test_staff_cannot_disable_themself_and_the_last_staff_member_keeps_staff(
     assert removed.returncode == 0, removed.stderr
     assert state(env, STAFF) == (False, False)
     assert audit_rows(env) == [("member.staff_removed", OTHER_STAFF, "100001", "testing")]
+
+
+def test_clear_two_step_turns_the_app_off_with_a_reason(env: dict[str, str]) -> None:
+    provision = Provisioner.for_env(env)
+    try:
+        with provision.context.session() as db:
+            member = db.scalar(select(Member).where(Member.email == MEMBER))
+            assert member is not None
+            member.totp_secret_sealed = b"sealed secret"
+            member.totp_enabled_at = member.created_at
+    finally:
+        provision.close()
+    no_reason = run_cli(env, "members", "clear-two-step", MEMBER, "--as", STAFF)
+    assert no_reason.returncode == 2 and "--reason" in no_reason.stderr
+    done = run_cli(
+        env, "members", "clear-two-step", MEMBER, "--as", STAFF, "--reason", "lost phone"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "authenticator app is off" in done.stdout
+    action, actor, _target, reason = audit_rows(env)[-1]
+    assert (action, actor, reason) == ("member.two_step_cleared", STAFF, "lost phone")
+    again = run_cli(env, "members", "clear-two-step", MEMBER, "--as", STAFF, "--reason", "again")
+    assert again.returncode == 2 and "has no authenticator app" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1

@@ -13,10 +13,18 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from pitpass.core.masking import mask_secret
-from pitpass.db.models import AuditEvent, Member, OAuthSession, RegistrationRequest, utcnow
+from pitpass.db.models import (
+    AuditEvent,
+    Member,
+    OAuthSession,
+    RecoveryCode,
+    RegistrationRequest,
+    utcnow,
+)
 from pitpass.services import member_admin
 from pitpass.services.errors import ServiceError
 from tests.conftest import GOOD_PASSWORD, Site
+from tests.integration.test_two_step import enrol
 from tests.support import Provisioner
 
 STAFF = "staff@example.com"
@@ -298,7 +306,7 @@ def test_the_last_enabled_staff_member_keeps_staff(site: Site) -> None:
         assert me
         for action in ("remove-staff", "disable"):
             with pytest.raises(ServiceError) as refused:
-                member_admin.act(db, me, me, action, "testing")
+                member_admin.act(site.context, db, me, me, action, "testing")
             assert "the last enabled staff member" in refused.value.errors["member"]
             assert "Grant staff to someone else first" in refused.value.errors["member"]
     assert member_row(site, STAFF).is_staff is True
@@ -437,3 +445,38 @@ def test_a_deleted_account_cannot_be_made_staff(sqlite_site: Site) -> None:
         with pytest.raises(ServiceError) as refused:
             member_admin.check(db, gone, me, "grant-staff", "testing")
         assert "deleted by its member" in refused.value.errors["member"]
+
+
+def test_staff_turn_off_a_lost_authenticator_app(site: Site) -> None:
+    """A member who lost the phone and the recovery codes: staff turn the app off, with a
+    reason and a confirmation step; the member is told and signs in with a mailed code."""
+    site.add_member(STAFF, staff=True)
+    target = site.add_member(MEMBER)
+    member_browser = site.browser()
+    site.sign_in(member_browser, MEMBER)
+    enrol(site, member_browser)
+    staff = staff_browser(site)
+    assert "Turn off the authenticator app" in staff.get(f"/console/members/{target.id}").text
+
+    no_reason = post_action(site, staff, target.id, "clear-two-step", reason="")
+    assert no_reason.status_code == 400 and 'id="reason-error"' in no_reason.text
+    asked = post_action(site, staff, target.id, "clear-two-step", reason="lost phone, id checked")
+    assert asked.status_code == 200 and 'name="confirmed"' in asked.text
+    assert member_row(site, MEMBER).totp_enabled_at is not None  # nothing yet
+    done = post_action(
+        site, staff, target.id, "clear-two-step", reason="lost phone, id checked", confirmed="yes"
+    )
+    assert done.status_code == 303
+    assert done.headers["location"].endswith("?done=two-step-cleared")
+    row = member_row(site, MEMBER)
+    assert row.totp_enabled_at is None and row.totp_secret_sealed is None
+    with site.context.session() as db:
+        assert not db.scalars(select(RecoveryCode).where(RecoveryCode.member_id == row.id)).all()
+    (event,) = events(site, "member.two_step_cleared")
+    assert event.actor == STAFF and event.details["reason"] == "lost phone, id checked"
+    site.mailbox.wait_for_match(MEMBER, r"Staff turned off the authenticator app")
+    sent = site.mailbox.count_for(MEMBER)
+    assert site.start_sign_in(site.browser(), MEMBER).status_code == 303
+    assert site.mailbox.code_for(MEMBER, sent + 1)  # the emailed code again
+    again = post_action(site, staff, target.id, "clear-two-step", reason="twice")
+    assert again.status_code == 400 and "has no authenticator app" in again.text

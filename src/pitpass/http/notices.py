@@ -20,6 +20,8 @@ NOTICES: dict[str, str] = {
     "password-changed": "Your password was changed. Every other browser was signed out.",
     "email-changed": "Your email address was changed and every other browser was signed out. "
     "Sign in with the new one from now on.",
+    "two-step-cleared": "The authenticator app is off: the member signs in with the emailed "
+    "code again, and was told by mail.",
     "code-resent": "We sent a new code. The one sent before no longer works.",
     # the developer portal and the review of requests (issue #12, item 8)
     "request-sent": "Request sent: staff will review it and email you.",

@@ -23,7 +23,8 @@ from pitpass.db.models import (
     WebSession,
     utcnow,
 )
-from pitpass.services import audit
+from pitpass.services import audit, totp
+from pitpass.services.context import AppContext
 from pitpass.services.errors import ServiceError
 from pitpass.services.members import MAX_CUSTOMER_ID, MAX_EMAIL_LENGTH
 from pitpass.services.paging import Page, fetch_page
@@ -37,7 +38,7 @@ RECENT_EVENTS = 20
 # cannot even compare a NUL): a query holding one is refused rather than run.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
-ACTIONS = ("disable", "enable", "grant-staff", "remove-staff")
+ACTIONS = ("disable", "enable", "grant-staff", "remove-staff", "clear-two-step")
 
 
 # ----- finding members -----------------------------------------------------------------
@@ -232,6 +233,9 @@ def check(db: Session, member: Member, staff: Member, action: str, reason: str) 
             raise ServiceError.conflict("member", "This account was deleted by its member.")
         if member.is_staff:
             raise ServiceError.conflict("member", f"{member.email} is already staff.")
+    elif action == "clear-two-step":
+        if member.totp_secret_sealed is None:
+            raise ServiceError.conflict("member", f"{member.email} has no authenticator app.")
     else:
         if not member.is_staff:
             raise ServiceError.conflict("member", f"{member.email} is not staff.")
@@ -299,10 +303,30 @@ def set_staff(
     _record(db, "member.staff_granted" if on else "member.staff_removed", member, staff, reason, ip)
 
 
+def clear_two_step(
+    ctx: AppContext, db: Session, member: Member, staff: Member, reason: str, ip: str | None
+) -> int:
+    """Turn off a member's authenticator app (lost phone and recovery codes): sign-in
+    emails a code again. The member is told by mail; the id of that mail."""
+    reason = check(db, member, staff, "clear-two-step", reason)
+    mail_id = totp.disable(ctx, db, member, ip, by_staff=True)
+    _record(db, "member.two_step_cleared", member, staff, reason, ip)
+    return mail_id
+
+
 def act(
-    db: Session, member: Member, staff: Member, action: str, reason: str, ip: str | None = None
-) -> None:
-    """One of ACTIONS by name (the console's forms post to `/members/<id>/<action>`)."""
+    ctx: AppContext,
+    db: Session,
+    member: Member,
+    staff: Member,
+    action: str,
+    reason: str,
+    ip: str | None = None,
+) -> list[int]:
+    """One of ACTIONS by name (the console's forms post to `/members/<id>/<action>`); the
+    ids of the mail to send."""
+    if action == "clear-two-step":
+        return [clear_two_step(ctx, db, member, staff, reason, ip)]
     if action == "disable":
         disable(db, member, staff, reason, ip)
     elif action == "enable":
@@ -311,3 +335,4 @@ def act(
         set_staff(db, member, staff, action == "grant-staff", reason, ip)
     else:
         raise ValueError(f"unknown member action {action!r}")
+    return []

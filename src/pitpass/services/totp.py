@@ -150,20 +150,30 @@ def confirm_enrolment(
     return Match.ACCEPTED, replace_recovery_codes(ctx, db, member, ip, announce=False)
 
 
-def disable(ctx: AppContext, db: Session, member: Member, ip: str | None) -> int:
-    """Turn the app off (recovery codes go too); the id of the mail that tells the member."""
+def disable(
+    ctx: AppContext, db: Session, member: Member, ip: str | None, *, by_staff: bool = False
+) -> int:
+    """Turn the app off (recovery codes go too): by the member, or by staff for a member
+    who lost the phone and the codes (services/member_admin.py). The id of the mail that
+    tells the member."""
     member.totp_secret_sealed = None
     member.totp_enabled_at = None
     member.totp_last_step = None
     db.execute(delete(RecoveryCode).where(RecoveryCode.member_id == member.id))
-    audit.record(db, "two_step.disabled", actor=member, ip=ip)
+    if not by_staff:  # staff's action is recorded with its actor and reason
+        audit.record(db, "two_step.disabled", actor=member, ip=ip)
     service = ctx.settings.profile.service_name
+    who = (
+        "Staff turned off the authenticator app for your"
+        if by_staff
+        else "The authenticator app was turned off for your"
+    )
     mail = ctx.mailer.enqueue(
         db,
         member.email,
         f"The authenticator app is off for your {service} account",
         f"Hello {member.display_name},\n\n"
-        f"The authenticator app was turned off for your {service} account: sign-in now "
+        f"{who} {service} account: sign-in now "
         "emails you a code after your password, and your recovery codes no longer work.\n\n"
         "If you did not do this, someone knows your password and is signed in as you: "
         "change your password and contact the operator of this service.\n",

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from pitpass.http.caller import client_of
 from pitpass.http.confirm import confirmation_page, is_confirmed
-from pitpass.http.context import app_context
+from pitpass.http.context import app_context, deliver_later
 from pitpass.http.csrf import require_csrf
 from pitpass.http.notices import done_url
 from pitpass.http.render import render
@@ -23,11 +23,13 @@ from pitpass.web.guards import require_staff
 # Included by web/console.py's router, which adds the /console prefix.
 router = APIRouter()
 
+ASKS_FIRST = ("disable", "remove-staff", "clear-two-step")  # http/confirm.py
 NOTICE_OF_ACTION = {
     "disable": "member-disabled",
     "enable": "member-enabled",
     "grant-staff": "staff-granted",
     "remove-staff": "staff-removed",
+    "clear-two-step": "two-step-cleared",
 }
 
 
@@ -76,6 +78,12 @@ def _confirmation(
             "and refresh token stops working, and signing in is refused until staff "
             "enable the account again."
         )
+    elif action == "clear-two-step":
+        title, button = f"Turn off {email}'s authenticator app?", "Turn off the app"
+        explanation = (
+            f"{email} signs in with the emailed code again and the recovery codes stop "
+            "working. Do this only for the member, after checking who is asking."
+        )
     else:
         title, button = f"Remove staff from {email}?", "Remove staff"
         explanation = f"{email} can no longer open the staff console or act as staff."
@@ -92,13 +100,14 @@ def _confirmation(
 @router.post(f"/members/{row_id('member_id')}/{{action}}", response_class=HTMLResponse)
 def member_action(
     request: Request,
+    background: BackgroundTasks,
     member_id: int,
     action: str,
     csrf_token: Annotated[str, Form()] = "",
     reason: Annotated[str, Form()] = "",
     confirmed: Annotated[str, Form()] = "",
 ) -> Response:
-    """Disable and remove-staff ask once more (http/confirm.py); every action needs a reason."""
+    """ASKS_FIRST actions ask once more (http/confirm.py); every action needs a reason."""
     require_csrf(request, csrf_token)
     staff = require_staff(request)
     ip = client_of(request).ip
@@ -110,11 +119,13 @@ def member_action(
                 return error_page(request, "No such action", no_action, 404)
             # Refusals show beside the form at once, not after the confirmation step.
             kept = member_admin.check(db, member, staff, action, reason)
-            if action in ("disable", "remove-staff") and not is_confirmed(confirmed):
+            if action in ASKS_FIRST and not is_confirmed(confirmed):
                 return _confirmation(request, action, member.email, member_id, kept)
-            member_admin.act(db, member, staff, action, kept, ip)
+            context = app_context(request)
+            mail_ids = member_admin.act(context, db, member, staff, action, kept, ip)
     except ServiceError as error:  # refused before anything was written
         more = {"errors": error.errors, "reason": reason, "action": action}
         return _member_page(request, member_id, 400, **more)
+    deliver_later(background, app_context(request), mail_ids)
     path = f"/console/members/{member_id}"
     return RedirectResponse(done_url(path, NOTICE_OF_ACTION[action]), status_code=303)
