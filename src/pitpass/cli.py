@@ -14,6 +14,7 @@ from pitpass import cli_common as common
 from pitpass import metrics
 from pitpass.cli_common import JsonOption, fail, print_json, print_table
 from pitpass.cli_members import members_app
+from pitpass.cli_sandbox import sandbox_command
 from pitpass.cli_staff import access_app, clients_app, requests_app
 from pitpass.db import migrate
 from pitpass.db.models import Member, utcnow
@@ -28,6 +29,7 @@ keys_app = typer.Typer(no_args_is_help=True, help="Token signing keys")
 secret_key_app = typer.Typer(no_args_is_help=True, help="PITPASS_SECRET_KEY rotation")
 app.add_typer(db_app, name="db")
 app.add_typer(members_app, name="members")
+app.command("sandbox")(sandbox_command)
 app.add_typer(keys_app, name="keys")
 app.add_typer(secret_key_app, name="secret-key")
 app.add_typer(requests_app, name="requests")
