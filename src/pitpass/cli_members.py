@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from pitpass.cli_common import fail
-from pitpass.cli_staff import ActorOption, staff_session
+from pitpass.cli_staff import ActorOption, queue_mail, staff_session
 from pitpass.services import member_admin
 from pitpass.services.errors import ServiceError
 from pitpass.services.members import find_by_email
@@ -29,7 +29,7 @@ def _act(email: str, actor: str, action: str, reason: str) -> None:
         if member is None:
             raise fail(f"no member has the email {email!r}")
         try:
-            db.info["mail_ids"].extend(member_admin.act(ctx, db, member, staff, action, reason))
+            queue_mail(db, member_admin.act(ctx, db, member, staff, action, reason))
         except ServiceError as error:  # refused before anything was written
             raise fail(
                 "; ".join(

@@ -20,7 +20,7 @@ from pitpass.services.members import MemberError
 from pitpass.storage.clients import CLIENT_CACHE_SECONDS
 from pitpass.web.client_snippets import token_snippets
 
-OPTION_OF_FIELD = {"customer_id": "--customer-id", "email": "--email"}
+OPTION_OF_FIELD = {"customer_id": "--customer-id", "email": "--email", "actor": "--as"}
 
 
 def _snippet(made: sandbox.Sandbox, client: Client, issuer: str) -> str:
@@ -42,6 +42,10 @@ def sandbox_command(
     customer_id: Annotated[
         int | None, typer.Option(help="The sandbox member's customer id (default: next free)")
     ] = None,
+    actor: Annotated[
+        str | None,
+        typer.Option("--as", help="Staff member who issues the client (default: the oldest)"),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Make (or reuse) a member and a server-side client with both flows on this database,
@@ -49,7 +53,7 @@ def sandbox_command(
     with common.context() as ctx:
         try:
             with ctx.session() as db:
-                made = sandbox.prepare(ctx, db, email, customer_id)
+                made = sandbox.prepare(ctx, db, email, customer_id, actor)
                 client = by_client_id(db, made.client_id)
                 assert client is not None  # made or found a moment ago
                 snippet = _snippet(made, client, ctx.settings.issuer)

@@ -77,7 +77,7 @@ def staff_session(actor_email: str) -> Iterator[tuple[AppContext, Session, Membe
             asyncio.run(ctx.mailer.deliver(ctx.session_factory, mail_ids))
 
 
-def _queue_mail(db: Session, mail_ids: list[int]) -> None:
+def queue_mail(db: Session, mail_ids: list[int]) -> None:
     db.info["mail_ids"].extend(mail_ids)
 
 
@@ -190,7 +190,7 @@ def requests_approve(
     """Approve: issue the client (the secret goes to the developer by a one-time link)."""
     with staff_session(actor) as (ctx, db, staff):
         issued = workflow.approve(ctx, db, _request(db, request_id), staff, message)
-        _queue_mail(db, issued.mail_ids)
+        queue_mail(db, issued.mail_ids)
         summary = {"id": request_id, "status": "approved", "client_id": issued.client.client_id}
     if as_json:
         print_json(summary)
@@ -202,9 +202,7 @@ def requests_approve(
 def requests_reject(request_id: int, actor: ActorOption, message: MessageOption = "") -> None:
     """Reject, telling the developer why (--message is required)."""
     with staff_session(actor) as (ctx, db, staff):
-        _queue_mail(
-            db, workflow.decide(ctx, db, _request(db, request_id), staff, "reject", message)
-        )
+        queue_mail(db, workflow.decide(ctx, db, _request(db, request_id), staff, "reject", message))
     typer.echo(f"rejected request #{request_id}")
 
 
@@ -215,7 +213,7 @@ def requests_request_changes(
     """Send the request back to the developer with what to change (--message is required)."""
     with staff_session(actor) as (ctx, db, staff):
         item = _request(db, request_id)
-        _queue_mail(db, workflow.decide(ctx, db, item, staff, "request-changes", message))
+        queue_mail(db, workflow.decide(ctx, db, item, staff, "request-changes", message))
     typer.echo(f"asked for changes to request #{request_id}")
 
 

@@ -8,7 +8,9 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.support import LiveServer, live_server, run_cli
+from pitpass.cli import BOOTSTRAP_STAFF_EMAIL as STAFF_EMAIL
+from pitpass.services.members import find_by_email
+from tests.support import LiveServer, Provisioner, live_server, run_cli
 
 
 def run_snippet(snippet: str) -> dict[str, object]:
@@ -19,6 +21,17 @@ def run_snippet(snippet: str) -> dict[str, object]:
     assert done.returncode == 0, done.stderr
     answer: dict[str, object] = json.loads(done.stdout)
     return answer
+
+
+def password_hash_of(server: LiveServer, email: str) -> str:
+    provision = Provisioner.for_env(server.env)
+    try:
+        with provision.context.session() as db:
+            member = find_by_email(db, email)
+            assert member is not None
+            return member.password_hash
+    finally:
+        provision.close()
 
 
 def sandbox(server: LiveServer, *args: str) -> dict[str, object]:
@@ -57,12 +70,19 @@ def test_a_customer_id_it_cannot_honour_is_one_line(tmp_path: Path) -> None:
     with live_server(tmp_path, {}) as server:
         assert run_cli(server.env, "setup").returncode == 0
         sandbox(server, "--customer-id", "5000")
+        staff_hash = password_hash_of(server, STAFF_EMAIL)
         for args, words in (
             (("--customer-id", "6000"), "--customer-id: sandbox.driver@example.com already has"),
             (("--email", "not-an-email"), "--email:"),
             (("--email", "other@example.com", "--customer-id", "5000"), "--customer-id:"),
+            (("--email", STAFF_EMAIL), "--email: staff@pitpass.test belongs to a member the"),
+            (("--as", "nobody@example.com"), "--as: 'nobody@example.com' is not an active staff"),
         ):
             refused = run_cli(server.env, "sandbox", *args)
             assert refused.returncode == 2, (args, refused.stdout)
             assert words in refused.stderr, (args, refused.stderr)
             assert len(refused.stderr.strip().splitlines()) == 1
+        assert password_hash_of(server, STAFF_EMAIL) == staff_hash  # a real account: untouched
+        # A second sandbox member gets a client of its own (live client names are unique).
+        other = sandbox(server, "--email", "other@example.com")
+        assert other["reused"] is False and "access_token" in run_snippet(str(other["snippet"]))

@@ -480,3 +480,23 @@ def test_staff_turn_off_a_lost_authenticator_app(site: Site) -> None:
     assert site.mailbox.code_for(MEMBER, sent + 1)  # the emailed code again
     again = post_action(site, staff, target.id, "clear-two-step", reason="twice")
     assert again.status_code == 400 and "has no authenticator app" in again.text
+
+
+def test_staff_cannot_clear_their_own_app_or_one_only_half_set_up(site: Site) -> None:
+    """Their own goes through the account page's password step; a set-up never finished
+    is no app to turn off (sign-in still mails a code)."""
+    me = site.add_member(STAFF, staff=True)
+    half = site.add_member(MEMBER)
+    staff = staff_browser(site)
+    enrol(site, staff)
+    own = post_action(site, staff, me.id, "clear-two-step", reason="testing")
+    assert own.status_code == 400 and "on your account page" in own.text
+    assert "Turn off the authenticator app" not in staff.get(f"/console/members/{me.id}").text
+    member_browser = site.browser()
+    site.sign_in(member_browser, MEMBER)
+    start = "/account/two-step/start"
+    site.submit(member_browser, "/account/two-step", start, password=GOOD_PASSWORD)
+    assert member_row(site, MEMBER).totp_secret_sealed is not None  # started, not confirmed
+    assert "Turn off the authenticator app" not in staff.get(f"/console/members/{half.id}").text
+    refused = post_action(site, staff, half.id, "clear-two-step", reason="testing")
+    assert refused.status_code == 400 and "has no authenticator app" in refused.text

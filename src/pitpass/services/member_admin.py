@@ -234,7 +234,11 @@ def check(db: Session, member: Member, staff: Member, action: str, reason: str) 
         if member.is_staff:
             raise ServiceError.conflict("member", f"{member.email} is already staff.")
     elif action == "clear-two-step":
-        if member.totp_secret_sealed is None:
+        if member.id == staff.id:  # the account page asks for the password first
+            raise ServiceError.conflict(
+                "member", "Turn off your own authenticator app on your account page."
+            )
+        if not totp.is_enabled(member):
             raise ServiceError.conflict("member", f"{member.email} has no authenticator app.")
     else:
         if not member.is_staff:
