@@ -6,6 +6,7 @@ import pyotp
 import pytest
 
 from pitpass.services import totp
+from pitpass.services.signin import normalise_code
 
 SECRET = pyotp.random_base32()
 NOW = 1_800_000_000.0  # a fixed moment, mid-step
@@ -31,8 +32,8 @@ def test_a_code_further_away_is_refused(monkeypatch: pytest.MonkeyPatch, offset:
 
 
 def test_codes_are_typed_loosely_but_checked_strictly() -> None:
-    assert totp._normalise_code(" 123 456 ") == "123456"
-    assert totp._normalise_code("12345") is None
-    assert totp._normalise_code("١٢٣٤٥٦") is None  # digits, but not ASCII ones
+    assert normalise_code(" 123 456 ", totp.DIGITS) == "123456"
+    assert normalise_code("12345", totp.DIGITS) is None
+    assert normalise_code("١٢٣٤٥٦", totp.DIGITS) is None  # digits, but not ASCII ones
     assert totp._normalise_recovery("ABCDE-fghjk") == "abcdefghjk"
     assert totp._normalise_recovery("abcde-fghj0") is None  # 0 is not in the alphabet

@@ -9,7 +9,6 @@ the same either way (the sign-up rule: no page says which emails have accounts).
 
 from __future__ import annotations
 
-import secrets
 from datetime import timedelta
 
 from sqlalchemy import select, update
@@ -25,7 +24,7 @@ from pitpass.db.models import (
 from pitpass.services import audit, members, reauth
 from pitpass.services.context import AppContext
 from pitpass.services.crypto import constant_time_equals
-from pitpass.services.signin import CODE_DIGITS, Client, normalise_code
+from pitpass.services.signin import Client, new_code, normalise_code
 from pitpass.services.signin_limits import Refused, wait_words
 from pitpass.services.ways_in import end_ways_in
 
@@ -172,7 +171,7 @@ def start_email_change(
                 "which already has an account, so nothing was changed and no code was sent.",
             )
         ]
-    code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+    code = new_code()
     change.code_hash = _code_hash(ctx, change.id, code)
     mail = ctx.mailer.enqueue(
         db,

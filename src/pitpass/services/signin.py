@@ -74,7 +74,7 @@ def start_challenge(
     """Email a fresh code; return the raw challenge token (for a cookie) and the mail id."""
     limits.take_code_mail(ctx, db, member.id, client.ip)
     token = new_token()
-    code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+    code = new_code()
     minutes = ctx.settings.signin_code_minutes
     db.add(
         SignInChallenge(
@@ -145,7 +145,7 @@ def resend_code(ctx: AppContext, db: Session, token: str | None, client: Client)
         db.execute(update(SignInChallenge).where(SignInChallenge.id == challenge.id).values(fresh))
         return None
     limits.take_code_mail(ctx, db, member.id, client.ip)
-    code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+    code = new_code()
     fresh["code_hash"] = _code_hash(ctx, token, code)
     db.execute(update(SignInChallenge).where(SignInChallenge.id == challenge.id).values(fresh))
     service = ctx.settings.profile.service_name
@@ -170,9 +170,16 @@ def pending_challenge(ctx: AppContext, db: Session, token: str | None) -> SignIn
     )
 
 
-def normalise_code(typed: str) -> str | None:
+def new_code() -> str:
+    """A fresh emailed code: CODE_DIGITS random digits."""
+    return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+
+
+def normalise_code(typed: str, length: int = CODE_DIGITS) -> str | None:
+    """The code as typed, without spaces or dashes ("123 456"), if it is `length` ASCII
+    digits; else None. For emailed codes and the authenticator app's alike."""
     digits = "".join(typed.split()).replace("-", "")
-    return digits if len(digits) == CODE_DIGITS and digits.isascii() and digits.isdigit() else None
+    return digits if len(digits) == length and digits.isascii() and digits.isdigit() else None
 
 
 class CodeOutcome(enum.Enum):

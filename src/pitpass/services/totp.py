@@ -27,6 +27,7 @@ from pitpass.db.models import Member, RecoveryCode, SignInChallenge, utcnow
 from pitpass.services import audit
 from pitpass.services.context import AppContext
 from pitpass.services.crypto import constant_time_equals, new_token
+from pitpass.services.signin import normalise_code
 
 DIGITS = 6
 STEP_SECONDS = 30
@@ -65,11 +66,6 @@ def _secret(ctx: AppContext, member: Member) -> str | None:
 
 def _current_step() -> int:
     return int(time.time()) // STEP_SECONDS
-
-
-def _normalise_code(typed: str) -> str | None:
-    digits = "".join(typed.split())
-    return digits if len(digits) == DIGITS and digits.isascii() and digits.isdigit() else None
 
 
 def _matching_step(secret: str, code: str) -> int | None:
@@ -138,7 +134,7 @@ def confirm_enrolment(
 ) -> tuple[Match, list[str]]:
     """Turn the app on with its first code; the recovery codes to show once."""
     secret = None if is_enabled(member) else _secret(ctx, member)
-    code = _normalise_code(typed)
+    code = normalise_code(typed, DIGITS)
     if secret is None or code is None:
         return Match.MALFORMED, []
     step = _matching_step(secret, code)
@@ -298,7 +294,7 @@ def check_signin_code(
             left = recovery_codes_left(db, member)
             audit.record(db, "two_step.recovery_code_used", actor=member, details={"left": left})
         return match
-    code = _normalise_code(typed)
+    code = normalise_code(typed, DIGITS)
     secret = _secret(ctx, member)
     if code is None or secret is None:
         return Match.MALFORMED
