@@ -10,6 +10,8 @@ member, the web session and the action, stands for it for a few minutes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 
@@ -66,3 +68,39 @@ def proof_holds(
     except BadSignature:  # also an expired proof
         return False
     return isinstance(payload, dict) and payload == {"m": member.id, "s": web_session_id}
+
+
+AGAIN = "Enter your password again."
+
+
+@dataclass(frozen=True)
+class Step:
+    """Where a password-then-confirmation action stands: `act` (the confirmation came
+    back with a good proof), `problem` to show beside the password field, or else ask
+    for confirmation carrying `proof`."""
+
+    act: bool = False
+    problem: str | None = None
+    proof: str = ""
+
+
+def step(
+    ctx: AppContext,
+    db: Session,
+    member: Member,
+    web_session_id: int,
+    action: str,
+    *,
+    password: str,
+    proof_value: str,
+    confirmed: bool,
+    ip: str | None,
+) -> Step:
+    """The one rule of the destructive actions that need the password: the password on
+    the first POST, then the confirmation step, which carries a proof, not the password."""
+    if confirmed:
+        holds = proof_holds(ctx, member, web_session_id, action, proof_value)
+        return Step(act=True) if holds else Step(problem=AGAIN)
+    if problem := password_problem(ctx, db, member, password, action, ip):
+        return Step(problem=problem)
+    return Step(proof=proof(ctx, member, web_session_id, action))

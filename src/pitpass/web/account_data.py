@@ -95,18 +95,26 @@ def delete_account(
         clients = account_deletion.clients_to_disable(db, member)
         if refusal := account_deletion.refusal(db, member):
             return _delete_page(request, clients, refusal, 409)
-        if is_confirmed(confirmed):
-            if not reauth.proof_holds(context, member, session_id, DELETE, proof):
-                return _delete_page(request, clients, "Enter your password again.", 400)
+        where = reauth.step(
+            context,
+            db,
+            member,
+            session_id,
+            DELETE,
+            password=password,
+            proof_value=proof,
+            confirmed=is_confirmed(confirmed),
+            ip=ip,
+        )
+        if where.problem:
+            return _delete_page(request, clients, where.problem, 400)
+        if where.act:
             try:
                 mail_id = account_deletion.delete_account(context, db, member, ip)
             except ServiceError as error:  # the other staff member left a moment ago
                 return _delete_page(request, clients, next(iter(error.errors.values())), 409)
         else:
-            problem = reauth.password_problem(context, db, member, password, DELETE, ip)
-            if problem:
-                return _delete_page(request, clients, problem, 400)
-            fields = {"proof": reauth.proof(context, member, session_id, DELETE)}
+            fields = {"proof": where.proof}
             return confirmation_page(
                 request,
                 title="Delete your account for good?",

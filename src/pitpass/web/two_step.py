@@ -154,17 +154,24 @@ def disable(
         member, session_id = signed_in_here(request, db)
         if not totp.is_enabled(member):
             return RedirectResponse(PAGE, status_code=303)
-        if is_confirmed(confirmed):
-            if not reauth.proof_holds(context, member, session_id, DISABLE, proof):
-                again = {"disable_password": "Enter your password again."}
-                return _page(request, context, db, member, errors=again)
+        where = reauth.step(
+            context,
+            db,
+            member,
+            session_id,
+            DISABLE,
+            password=password,
+            proof_value=proof,
+            confirmed=is_confirmed(confirmed),
+            ip=ip,
+        )
+        if where.problem:
+            return _page(request, context, db, member, errors={"disable_password": where.problem})
+        if where.act:
             mail_id = totp.disable(context, db, member, ip)
             deliver_later(background, context, [mail_id])
             return RedirectResponse(done_url(PAGE, "two-step-off"), status_code=303)
-        problem = reauth.password_problem(context, db, member, password, DISABLE, ip)
-        if problem:
-            return _page(request, context, db, member, errors={"disable_password": problem})
-        fields = {"proof": reauth.proof(context, member, session_id, DISABLE)}
+        fields = {"proof": where.proof}
     return confirmation_page(
         request,
         title="Turn off the authenticator app?",
