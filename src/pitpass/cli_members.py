@@ -19,6 +19,7 @@ from pitpass.services.members import find_by_email
 
 members_app = typer.Typer(no_args_is_help=True, help="Member accounts")
 
+EmailArgument = Annotated[str, typer.Argument(help="The member's email")]
 ReasonOption = Annotated[str, typer.Option(help="Why (required; kept in the audit log with --as)")]
 OPTION_OF_FIELD = {"reason": "--reason", "actor": "--as"}
 
@@ -41,7 +42,7 @@ def _act(email: str, actor: str, action: str, reason: str) -> None:
 
 @members_app.command("disable")
 def members_disable(
-    email: Annotated[str, typer.Argument(help="The member's email")],
+    email: EmailArgument,
     actor: ActorOption,
     reason: ReasonOption = "",
 ) -> None:
@@ -52,7 +53,7 @@ def members_disable(
 
 @members_app.command("enable")
 def members_enable(
-    email: Annotated[str, typer.Argument(help="The member's email")],
+    email: EmailArgument,
     actor: ActorOption,
     reason: ReasonOption = "",
 ) -> None:
@@ -63,7 +64,7 @@ def members_enable(
 
 @members_app.command("set-staff")
 def members_set_staff(
-    email: Annotated[str, typer.Argument(help="The member's email")],
+    email: EmailArgument,
     actor: ActorOption,
     off: Annotated[bool, typer.Option("--off", help="Remove staff instead of granting it")] = False,
     reason: ReasonOption = "",
@@ -75,7 +76,7 @@ def members_set_staff(
 
 @members_app.command("clear-two-step")
 def members_clear_two_step(
-    email: Annotated[str, typer.Argument(help="The member's email")],
+    email: EmailArgument,
     actor: ActorOption,
     reason: ReasonOption = "",
 ) -> None:
