@@ -13,8 +13,9 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+# The client developer's kit (kit/, its own distribution) is installed and tested too.
+$(VENV)/.dev-installed: pyproject.toml kit/pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -e './kit[redis]'
 	touch $(VENV)/.installed $@
 
 ## run: install, migrate, create the first staff account if needed, serve on http://127.0.0.1:8000
@@ -27,8 +28,8 @@ test: $(VENV)/.dev-installed lint
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.dev-installed
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench kit
+	$(BIN)/ruff format --check src tests bench kit
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-logo
 

@@ -90,7 +90,8 @@ DEFAULT_REFRESH_TOKEN_SECONDS = 7 * 86_400
 DEFAULT_REFRESH_GRACE_SECONDS = 0
 # Bounds of the per-client lifetimes staff may set (PRODUCT.md §4 gives the defaults).
 LIFETIME_BOUNDS = {
-    "access_token_seconds": (60, 86_400),
+    # From 10 s: a client developer testing their refresh logic (the kit, issue #13).
+    "access_token_seconds": (10, 86_400),
     "refresh_token_seconds": (0, 90 * 86_400),  # 0: no refresh tokens for this client
     "refresh_grace_seconds": (0, 300),
 }
