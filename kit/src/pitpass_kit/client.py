@@ -345,6 +345,8 @@ class OAuthClient:
 
 
 def _json_object(response: httpx.Response) -> dict[str, Any]:
+    if response.is_success and not response.content:
+        return {}  # RFC 7009 §2.2: revocation answers 200 with no body
     try:
         body = response.json()
     except ValueError:
