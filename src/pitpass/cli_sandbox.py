@@ -37,6 +37,16 @@ def _snippet(made: sandbox.Sandbox, client: Client, issuer: str) -> str:
     return "\n".join([*lines, *code])
 
 
+def _exports(made: sandbox.Sandbox) -> str:
+    names = {
+        "CLIENT_ID": made.client_id,
+        "CLIENT_SECRET": made.client_secret,
+        "MEMBER_EMAIL": made.email,
+        "MEMBER_PASSWORD": made.password,
+    }
+    return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in names.items())
+
+
 def sandbox_command(
     email: Annotated[str, typer.Option(help="The sandbox member's email")] = sandbox.DEFAULT_EMAIL,
     customer_id: Annotated[
@@ -81,3 +91,5 @@ def sandbox_command(
     typer.echo(f"  redirect_uri:  {made.redirect_uri}")
     typer.echo("\nA token with password_limited, as printed (bash, curl and openssl):\n")
     typer.echo(snippet)
+    typer.echo("\nThe Python kit's snippets (book: The Python kit) read these:\n")
+    typer.echo(_exports(made))

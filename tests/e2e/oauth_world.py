@@ -76,6 +76,7 @@ class World:
         next_path: str = "/account",
         verify: bool = False,
         remember: bool = False,
+        password: str = PASSWORD,
     ) -> httpx.Response:
         """Password, then the emailed code; returns the redirect to `next_path`."""
         sent = self.mailbox.count_for(email)
@@ -88,7 +89,7 @@ class World:
             data={
                 "csrf_token": csrf.group(1),
                 "email": email,
-                "password": PASSWORD,
+                "password": password,
                 "next": next_path,
             }
             | flag,

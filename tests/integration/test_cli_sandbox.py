@@ -64,6 +64,13 @@ def test_the_printed_snippet_gets_a_token_and_a_second_run_reuses(tmp_path: Path
         human = run_cli(server.env, "sandbox")
         assert human.returncode == 0 and "curl -sS -X POST" in human.stdout
         assert "client_secret:" in human.stdout and "password:" in human.stdout
+        # The kit's book snippets read these names: pasted into a shell, they are set.
+        exports = human.stdout.split("read these:")[1].strip()
+        shown = subprocess.run(
+            ["bash", "-c", f'{exports}\necho "$MEMBER_EMAIL $CLIENT_ID"'],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        assert shown.stdout.split() == ["sandbox.driver@example.com", first["client_id"]]
 
 
 def test_a_customer_id_it_cannot_honour_is_one_line(tmp_path: Path) -> None:

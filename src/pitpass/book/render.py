@@ -36,6 +36,7 @@ ORDER = (
     "rate_limits",
     "workflows_overview",
     "sessions_overview",
+    "kit_client",
 )
 
 
