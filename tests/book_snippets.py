@@ -6,11 +6,15 @@ from __future__ import annotations
 import html
 import re
 
-_PYTHON_BLOCK = re.compile(
-    r'<pre tabindex="0"><code class="language-python">(.*?)</code></pre>', re.DOTALL
-)
+
+def snippets(chapter_html: str, language: str) -> list[str]:
+    """Each ```<language> block of the chapter, as the reader copies it."""
+    block = re.compile(
+        rf'<pre tabindex="0"><code class="language-{re.escape(language)}">(.*?)</code></pre>',
+        re.DOTALL,
+    )
+    return [html.unescape(code) for code in block.findall(chapter_html)]
 
 
 def python_snippets(chapter_html: str) -> list[str]:
-    """Each ```python block of the chapter, as the reader copies it."""
-    return [html.unescape(block) for block in _PYTHON_BLOCK.findall(chapter_html)]
+    return snippets(chapter_html, "python")

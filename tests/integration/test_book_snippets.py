@@ -1,7 +1,7 @@
-"""Every Python snippet in the book is run by a test (issue #13, item 5). The chapters of
-the kit and of OpenID Connect have their own runners against a live server, which play
-the member where a snippet opens a browser; this file runs the rest, and fails when a
-chapter gains a snippet that no test runs."""
+"""Every snippet in the book is run by a test (issue #13, item 5). The quick start and the
+kit's chapter have their own runners against a live server, which play the member where a
+snippet opens a browser; this file runs the rest, and fails when a chapter gains a
+snippet that no test runs. (`text` and `json` blocks show output, and are compared there.)"""
 
 from __future__ import annotations
 
@@ -9,12 +9,16 @@ import subprocess
 import sys
 
 from pitpass.book.render import chapters, render_chapter
-from tests.book_snippets import python_snippets
+from tests.book_snippets import python_snippets, snippets
 from tests.conftest import Site
 
 # Chapter → the test that runs its snippets, each against a live server.
 RUN_ELSEWHERE = {
     "kit_client": "tests/kit/test_book_kit.py",
+}
+# Chapter → the test that runs its shell snippets, in order, against a live server.
+SHELL_RUN_ELSEWHERE = {
+    "quick_start": "tests/integration/test_book_quick_start.py",
 }
 # Chapter → what each of its snippets prints, run here: they need no server.
 RUN_HERE = {
@@ -22,15 +26,18 @@ RUN_HERE = {
 }
 
 
-def test_every_python_snippet_has_a_runner(sqlite_site: Site) -> None:
+def test_every_snippet_has_a_runner(sqlite_site: Site) -> None:
     settings = sqlite_site.context.settings
-    with_snippets = set()
+    with_python, with_shell = set(), set()
     for chapter in chapters():
         rendered = render_chapter(chapter, settings)
         assert rendered is not None
         if python_snippets(rendered[1]):
-            with_snippets.add(chapter)
-    assert with_snippets == set(RUN_ELSEWHERE) | set(RUN_HERE)
+            with_python.add(chapter)
+        if snippets(rendered[1], "sh") or snippets(rendered[1], "bash"):
+            with_shell.add(chapter)
+    assert with_python == set(RUN_ELSEWHERE) | set(RUN_HERE)
+    assert with_shell == set(SHELL_RUN_ELSEWHERE)
 
 
 def test_snippets_without_a_server_print_what_the_book_says(sqlite_site: Site) -> None:
