@@ -231,9 +231,11 @@ class TestAuthorizationRequest:
         client_id, _s, _e, browser = fresh(world)
         page = authorize(browser, client_id)
         assert page.status_code == 200
-        assert "Know who you are: your customer id" in page.text
-        assert "<code>openid</code>" in page.text
+        words = "<li>Know who you are: your customer id "
+        assert words + "<code>openid</code></li>" in page.text
         assert world.consent(browser, page).status_code == 302
+        # The account page lists the app's scopes with the same words.
+        assert words + "<code>openid</code></li>" in browser.get("/account/apps").text
         # Consent is per set of scopes: the same client without openid asks again.
         again = authorize(browser, client_id, scope="iracing.profile")
         assert again.status_code == 200 and "decision" in again.text

@@ -17,7 +17,7 @@ from pitpass.config import Profile
 
 OPENID_SCOPE = "openid"
 # What the consent page and the account pages say `openid` shares.
-OPENID_MEANING = "Know who you are: your customer id, as your account's identifier"
+OPENID_MEANING = "Know who you are: your customer id"
 
 # §3.1.2.1 `prompt`; `verify` is the reference service's own (PRODUCT.md §4).
 PROMPT_NONE = "none"

@@ -81,9 +81,14 @@ def narrowed_scope(raw: str | None, granted: str) -> str:
     return join_scope(wanted)
 
 
+def scope_words(profile: Profile) -> dict[str, str]:
+    """The words a member reads for each scope: the profile's, and OpenID Connect's."""
+    return profile.scopes | {openid.OPENID_SCOPE: openid.OPENID_MEANING}
+
+
 def scope_meanings(scope: str, profile: Profile) -> list[tuple[str, str]]:
     """Each scope with the words a member reads for it (consent page, /sessions)."""
-    words = profile.scopes | {openid.OPENID_SCOPE: openid.OPENID_MEANING}
+    words = scope_words(profile)
     return [(name, words.get(name, name)) for name in scope.split()]
 
 
