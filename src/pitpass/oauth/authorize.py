@@ -46,7 +46,6 @@ from pitpass.services.fresh_verification import FRESH_SIGNIN, PROMPT_VERIFY
 from pitpass.storage import sync
 from pitpass.storage.records import ClientRecord, NewCode
 
-VERIFY_MARKER = PROMPT_VERIFY.parameter
 MARKERS = tuple(proof.parameter for proof in fresh_verification.PROOFS)
 
 
@@ -77,8 +76,11 @@ class AuthorizationRequest:
         """prompt=login or max_age: a sign-in for this request may be needed."""
         return self.prompt.login or self.max_age is not None
 
-    def signed_in_too_long_ago(self, web_session: WebSession) -> bool:
-        return openid.signed_in_too_long_ago(web_session.verified_at, utcnow(), self.max_age)
+    def wants_fresh_signin(self, web_session: WebSession) -> bool:
+        """Core §3.1.2.1: prompt=login, or a sign-in longer ago than max_age."""
+        return self.prompt.login or openid.signed_in_too_long_ago(
+            web_session.verified_at, utcnow(), self.max_age
+        )
 
 
 class UntrustedRedirect(Exception):
@@ -160,7 +162,7 @@ async def check_request(runtime: OAuthRuntime, params: dict[str, str]) -> Author
         code_challenge=challenge,
         code_challenge_method=(method or policy.DEFAULT_PKCE_METHOD) if challenge else None,
         prompt=prompt,
-        verify_mark=params.get(VERIFY_MARKER, ""),
+        verify_mark=params.get(PROMPT_VERIFY.parameter, ""),
         # The marks stay in the consent form, whose POST is checked the same way.
         params=params,
         nonce=nonce,
@@ -267,7 +269,7 @@ def _needs_signin(
         return not fresh_verification.proves(
             ctx, PROMPT_VERIFY, client_id, auth.verify_mark, web_session
         )
-    if auth.prompt.login or auth.signed_in_too_long_ago(web_session):
+    if auth.wants_fresh_signin(web_session):
         return not fresh_verification.proves(
             ctx, FRESH_SIGNIN, client_id, auth.signin_mark, web_session
         )
@@ -289,8 +291,7 @@ def _sign_in_proof_used_up(
     spent = bool(auth.signin_mark) and fresh_verification.consume(
         ctx, db, FRESH_SIGNIN, client_id, auth.signin_mark, web_session
     )
-    needed = auth.prompt.login or auth.signed_in_too_long_ago(web_session)
-    return needed and not spent
+    return auth.wants_fresh_signin(web_session) and not spent
 
 
 def _destination(redirect_uri: str) -> str:

@@ -47,7 +47,6 @@ class Proof:
 PROMPT_VERIFY = Proof("pitpass_verified_after", "prompt-verify-mark", "prompt_verify_nonce")
 FRESH_SIGNIN = Proof("pitpass_signed_in_after", "fresh-signin-mark", "fresh_signin_nonce")
 PROOFS = (PROMPT_VERIFY, FRESH_SIGNIN)
-REQUEST_MARK = PROMPT_VERIFY.parameter
 
 
 def _marks(ctx: AppContext, proof: Proof) -> URLSafeTimedSerializer:
