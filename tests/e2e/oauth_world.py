@@ -76,11 +76,13 @@ class World:
         next_path: str = "/account",
         verify: bool = False,
         remember: bool = False,
+        again: bool = False,
         password: str = PASSWORD,
     ) -> httpx.Response:
-        """Password, then the emailed code; returns the redirect to `next_path`."""
+        """Password, then the emailed code; returns the redirect to `next_path`. `again`:
+        the sign-in form an app asked for (OpenID Connect prompt=login or max_age)."""
         sent = self.mailbox.count_for(email)
-        flag = {"verify": "1"} if verify else {}
+        flag = ({"verify": "1"} if verify else {}) | ({"again": "1"} if again else {})
         page = browser.get("/signin", params={"next": next_path} | flag)
         csrf = CSRF_FIELD.search(page.text)
         assert csrf

@@ -133,6 +133,11 @@ AUTHORIZE_NAMES = (
     "code_challenge_method",
     "prompt",
     "pitpass_verified_after",
+    # OpenID Connect (issue #13, item 3)
+    "nonce",
+    "max_age",
+    "pitpass_signed_in_after",
+    "request",
 )
 AUTHORIZE = Endpoint("GET", "/oauth2/authorize", (AUTHORIZE_NAMES,), 40, in_query=True)
 CONSENT = Endpoint("POST", "/oauth2/authorize", ((*AUTHORIZE_NAMES, "csrf_token", "decision"),), 35)
@@ -144,6 +149,9 @@ MEMBER_ENDPOINTS = [
     Endpoint("GET", "/oauth2/iracing/profile", (), 12, in_query=True, bearer=True),
     Endpoint("GET", "/oauth2/sessions", (), 12, in_query=True, bearer=True),
     Endpoint("GET", "/oauth2/jwks", (), 8, in_query=True),
+    Endpoint("GET", "/oauth2/userinfo", (), 12, in_query=True, bearer=True),
+    Endpoint("POST", "/oauth2/userinfo", (("access_token",),), 12, bearer=True),
+    Endpoint("GET", "/oauth2/.well-known/openid-configuration", (), 8, in_query=True),
     Endpoint("GET", "/.well-known/oauth-authorization-server/oauth2", (), 8, in_query=True),
     Endpoint("GET", "/oauth2/.well-known/oauth-authorization-server", (), 8, in_query=True),
 ]
@@ -353,6 +361,8 @@ def fuzz_endpoint(endpoint: Endpoint, known: Known, anonymous: TestClient) -> No
 
 
 def _mint_codes(site: Site, client_id: str, member_id: int, count: int) -> list[str]:
+    """Codes of an OpenID Connect request (so the grants sign ID tokens too), half of them
+    with a nonce."""
     codes = []
     with site.context.session() as db:
         client = clients_service.by_client_id(db, client_id)
@@ -366,9 +376,10 @@ def _mint_codes(site: Site, client_id: str, member_id: int, count: int) -> list[
                     member_id=member_id,
                     session_id=str(uuid.uuid4()),
                     redirect_uri=CALLBACK,
-                    scope="iracing.auth iracing.profile",
+                    scope="iracing.auth iracing.profile openid",
                     auth_time=utcnow(),
                     expires_at=utcnow() + timedelta(minutes=5),
+                    nonce="fuzz-nonce" if len(codes) % 2 else None,
                 )
             )
             codes.append(code)
@@ -408,14 +419,25 @@ def known_world(site: Site, app: Any) -> Known:
         "code_verifier": [verifier],
         "username": [MEMBER],
         "password": [mask_secret(GOOD_PASSWORD, MEMBER)],
-        "scope": ["iracing.auth", "iracing.profile", "iracing.auth iracing.profile"],
+        "scope": [
+            "iracing.auth",
+            "iracing.profile",
+            "iracing.auth iracing.profile",
+            "openid",
+            "openid iracing.profile",
+            "iracing.auth openid",
+        ],
         "token_type_hint": ["access_token", "refresh_token"],
         "response_type": ["code"],
         "state": ["xyz"],
         "code_challenge": [verifier],
         "code_challenge_method": ["S256", "plain"],
-        "prompt": ["", "login", "verify"],
+        "prompt": ["", "login", "verify", "none", "consent", "none login"],
         "pitpass_verified_after": ["0", str(2**31), str(2**63)],
+        "pitpass_signed_in_after": ["0", str(2**63)],
+        "nonce": ["n-0S6_WzA2Mj", "x" * 300],
+        "max_age": ["0", "3600", str(2**63)],
+        "request": ["eyJhbGciOiJub25lIn0.e30."],
         "decision": ["approve", "deny"],
         "forget_browser": ["true", "false"],
         "csrf_token": [site.csrf_of(consent)],

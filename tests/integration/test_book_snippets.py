@@ -1,6 +1,6 @@
-"""Every snippet in the book is run by a test (issue #13, item 5). The quick start and the
-kit's chapter have their own runners against a live server, which play the member where a
-snippet opens a browser; this file runs the rest, and fails when a chapter gains a
+"""Every snippet in the book is run by a test (issue #13, item 5). The quick start, the
+kit and OpenID Connect chapters have their own runners against a live server, which play
+the member where a snippet opens a browser; this file runs the rest, and fails when a chapter gains a
 snippet that no test runs. (`text` and `json` blocks show output, and are compared there.)"""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from tests.conftest import Site
 # Chapter → the test that runs its snippets, each against a live server.
 RUN_ELSEWHERE = {
     "kit_client": "tests/kit/test_book_kit.py",
+    "openid_connect": "tests/integration/test_book_openid_connect.py",
 }
 # Chapter → the test that runs its shell snippets, in order, against a live server.
 SHELL_RUN_ELSEWHERE = {

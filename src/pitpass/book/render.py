@@ -32,6 +32,7 @@ ORDER = (
     "token_endpoint",
     "masking",
     "tokens_overview",
+    "openid_connect",
     "errors",
     "rate_limits",
     "workflows_overview",

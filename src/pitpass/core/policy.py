@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from pitpass.config import Profile
-from pitpass.core import pkce
+from pitpass.core import openid, pkce
 from pitpass.core.scopes import join_scope, parse_scope, unknown_scopes
 
 # ----- grants, response types, PKCE ---------------------------------------------------------
@@ -53,10 +53,20 @@ class ScopeRefused(ValueError):
     message is the error_description clients see."""
 
 
-def requested_scope(raw: str | None, profile: Profile) -> str:
-    """The scope a request asks for, or the profile's default when it names none."""
+def requested_scope(raw: str | None, profile: Profile, *, openid_allowed: bool = False) -> str:
+    """The scope a request asks for, or the profile's default when it names none.
+
+    `openid` (OpenID Connect) is an addition that only `/authorize` accepts: the profile's
+    scopes are checked as before, and `openid` alone asks for nothing else (it is not
+    topped up with the default scope)."""
     wanted = parse_scope(raw) if raw and raw.strip() else [profile.default_scope]
-    if extra := unknown_scopes(wanted, profile.scopes):
+    if openid.OPENID_SCOPE in wanted and not openid_allowed:
+        raise ScopeRefused(
+            f"scope {openid.OPENID_SCOPE} is for signing in through /authorize "
+            "(OpenID Connect), not for this grant"
+        )
+    known = [*profile.scopes, openid.OPENID_SCOPE] if openid_allowed else profile.scopes
+    if extra := unknown_scopes(wanted, known):
         raise ScopeRefused(f"unknown scope {extra[0]}")
     return join_scope(wanted)
 
@@ -71,15 +81,22 @@ def narrowed_scope(raw: str | None, granted: str) -> str:
     return join_scope(wanted)
 
 
+def scope_words(profile: Profile) -> dict[str, str]:
+    """The words a member reads for each scope: the profile's, and OpenID Connect's."""
+    return profile.scopes | {openid.OPENID_SCOPE: openid.OPENID_MEANING}
+
+
 def scope_meanings(scope: str, profile: Profile) -> list[tuple[str, str]]:
     """Each scope with the words a member reads for it (consent page, /sessions)."""
-    return [(name, profile.scopes.get(name, name)) for name in scope.split()]
+    words = scope_words(profile)
+    return [(name, words.get(name, name)) for name in scope.split()]
 
 
 def grants_refresh(scope: str, refresh_token_seconds: int, profile: Profile) -> bool:
     """A grant for identity verification only gets no refresh token (PRODUCT.md §4),
-    nor does a client whose refresh tokens are switched off (lifetime 0)."""
-    identity_only = set(scope.split()) <= {profile.identity_scope}
+    nor does a client whose refresh tokens are switched off (lifetime 0). `openid` is
+    identity too: a sign-in asking only for it, or for it and the identity scope, gets none."""
+    identity_only = set(scope.split()) <= {profile.identity_scope, openid.OPENID_SCOPE}
     return not identity_only and refresh_token_seconds > 0
 
 
@@ -251,6 +268,32 @@ ERRORS = {
     ),
     "unsupported_response_type": ErrorRule(
         400, "Bad Request", "Use " + " or ".join(f"response_type={t}" for t in RESPONSE_TYPES) + "."
+    ),
+    # OpenID Connect Core §3.1.2.6 and §6: only ever sent back to a redirect URI, to a
+    # request whose scope has `openid`; the status is what the JSON shape would carry.
+    "login_required": ErrorRule(
+        401,
+        "Unauthorized",
+        "OpenID Connect, `prompt=none`: the member would have to sign in (or sign in again "
+        "for `max_age`). Send them to `/authorize` without `prompt=none`.",
+    ),
+    "consent_required": ErrorRule(
+        401,
+        "Unauthorized",
+        "OpenID Connect, `prompt=none`: the member has not agreed to these scopes for "
+        "your client. Send them to `/authorize` without `prompt=none`.",
+    ),
+    "request_not_supported": ErrorRule(
+        400, "Bad Request", "OpenID Connect request objects (`request`) are not supported."
+    ),
+    "request_uri_not_supported": ErrorRule(
+        400, "Bad Request", "OpenID Connect `request_uri` is not supported."
+    ),
+    "registration_not_supported": ErrorRule(
+        400,
+        "Bad Request",
+        "OpenID Connect's `registration` parameter is not supported: clients are registered "
+        "through the developer portal.",
     ),
     "server_error": ErrorRule(
         500, "Internal Server Error", "Something failed on our side; quote the `x-request-id`."

@@ -184,6 +184,9 @@ class WebSession(Base):
     # The nonce of the one prompt=verify request whose emailed code opened this session;
     # cleared when that request ends (services/fresh_verification.py, PRODUCT.md §4).
     prompt_verify_nonce: Mapped[str | None] = mapped_column(String(64))
+    # The same for the one prompt=login or max_age request (OpenID Connect) whose sign-in
+    # opened this session (services/fresh_verification.py).
+    fresh_signin_nonce: Mapped[str | None] = mapped_column(String(64))
 
 
 class RememberedBrowser(Base):
@@ -423,6 +426,8 @@ class AuthorizationCode(Base):
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(512))
     web_session_id: Mapped[int | None] = mapped_column(ForeignKey("web_sessions.id"))
+    # OpenID Connect: the authorization request's nonce, repeated in the ID token.
+    nonce: Mapped[str | None] = mapped_column(String(255))
 
 
 class RefreshToken(Base):

@@ -1,4 +1,5 @@
-"""Access tokens: ES256 JWTs (`typ: at+jwt`, RFC 9068) with the claims of PRODUCT.md §4.
+"""Access tokens: ES256 JWTs (`typ: at+jwt`, RFC 9068) with the claims of PRODUCT.md §4;
+and OpenID Connect ID tokens (`typ: JWT`), signed with the same keys.
 
 Keys are generated and published as JWKs with joserfc (services/keys.py);
 tokens are signed and verified with PyJWT on the same cryptography keys,
@@ -25,6 +26,7 @@ from joserfc.jwk import ECKey
 from sqlalchemy.exc import SQLAlchemyError
 
 from pitpass.config import Settings
+from pitpass.core import openid
 from pitpass.db.models import utcnow
 from pitpass.services import keys
 from pitpass.services.context import AppContext
@@ -166,6 +168,15 @@ class TokenSigner:
         }
         kid, private = self.state().signer_at(now.timestamp())
         header = {"typ": "at+jwt", "kid": kid, "jku": self.jwks_uri}
+        return jwt.encode(claims, private, algorithm=keys.ALGORITHM, headers=header)
+
+    def id_token(self, facts: openid.IdTokenFacts) -> str:
+        """An OpenID Connect ID token (Core §2): the key that signs access tokens at that
+        moment, named by `kid`, so a relying party checks it against the same JWKS. Its
+        `typ` keeps it from passing for an access token (`_check_signature`)."""
+        kid, private = self.state().signer_at(facts.now.timestamp())
+        header = {"typ": openid.ID_TOKEN_TYPE, "kid": kid}
+        claims = openid.id_token_claims(facts)
         return jwt.encode(claims, private, algorithm=keys.ALGORITHM, headers=header)
 
     def verify(self, token: str, now: datetime) -> dict[str, Any] | None:

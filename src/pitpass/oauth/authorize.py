@@ -4,6 +4,11 @@ Until the client and its redirect URI are known and match, every error is a
 JSON body and never a redirect (no open redirects). After that, errors go
 back to the client's redirect URI with `error`, `error_description`,
 `error_uri`, `state` and `iss` (RFC 9207).
+
+A request whose scope has `openid` is also an OpenID Connect authentication request
+(Core §3.1.2): its `nonce` is kept with the code, and `prompt=none|login|consent` and
+`max_age` are honoured (core/openid.py). Without `openid`, those parameters are ignored
+as they always were.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pitpass.core import pkce, policy
+from pitpass.core import openid, pkce, policy
+from pitpass.core.openid import Prompt
 from pitpass.core.policy import OAuthError, ScopeRefused
 from pitpass.core.redirect_uris import redirect_uri_matches
 from pitpass.db.models import Consent, Member, WebSession, utcnow
@@ -36,10 +42,11 @@ from pitpass.oauth.responses import json_error, redirect_error, with_query
 from pitpass.oauth.runtime import OAuthRuntime
 from pitpass.services import audit, fresh_verification
 from pitpass.services.clients import by_client_id
+from pitpass.services.fresh_verification import FRESH_SIGNIN, PROMPT_VERIFY
 from pitpass.storage import sync
 from pitpass.storage.records import ClientRecord, NewCode
 
-VERIFY_MARKER = fresh_verification.REQUEST_MARK
+MARKERS = tuple(proof.parameter for proof in fresh_verification.PROOFS)
 
 
 @dataclass(frozen=True)
@@ -52,9 +59,28 @@ class AuthorizationRequest:
     state: str | None
     code_challenge: str | None
     code_challenge_method: str | None
-    force_verify: bool
+    prompt: Prompt
     verify_mark: str  # signed by us in _signin_first; anything else fails its check
     params: dict[str, str]
+    # OpenID Connect (Core §3.1.2.1), only when the scope has `openid`.
+    nonce: str | None = None
+    max_age: int | None = None
+    signin_mark: str = ""  # as verify_mark, for prompt=login and max_age
+
+    @property
+    def force_verify(self) -> bool:
+        return self.prompt.verify
+
+    @property
+    def asks_fresh_signin(self) -> bool:
+        """prompt=login or max_age: a sign-in for this request may be needed."""
+        return self.prompt.login or self.max_age is not None
+
+    def wants_fresh_signin(self, web_session: WebSession) -> bool:
+        """Core §3.1.2.1: prompt=login, or a sign-in longer ago than max_age."""
+        return self.prompt.login or openid.signed_in_too_long_ago(
+            web_session.verified_at, utcnow(), self.max_age
+        )
 
 
 class UntrustedRedirect(Exception):
@@ -101,9 +127,22 @@ async def check_request(runtime: OAuthRuntime, params: dict[str, str]) -> Author
     if policy.AUTHORIZATION_CODE not in client.flows:
         raise fail("unauthorized_client", "this client may not use authorization_code")
     try:
-        scope = policy.requested_scope(params.get("scope"), runtime.ctx.settings.profile)
+        scope = policy.requested_scope(
+            params.get("scope"), runtime.ctx.settings.profile, openid_allowed=True
+        )
     except ScopeRefused as refused:
         raise fail("invalid_scope", str(refused)) from None
+    asks_openid = openid.asks_for_openid(scope)
+    try:
+        prompt = openid.parse_prompt(params.get("prompt"), asks_openid)
+        nonce = openid.checked_nonce(params.get("nonce")) if asks_openid else None
+        max_age = openid.parse_max_age(params.get("max_age")) if asks_openid else None
+    except ValueError as bad:
+        raise fail("invalid_request", str(bad)) from None
+    if asks_openid:
+        for parameter, error in openid.UNSUPPORTED_PARAMETERS.items():
+            if parameter in params:
+                raise fail(error, f"the {parameter} parameter is not supported")
     challenge = params.get("code_challenge") or None
     method = params.get("code_challenge_method") or None
     if method is not None and method not in policy.PKCE_METHODS:
@@ -122,10 +161,13 @@ async def check_request(runtime: OAuthRuntime, params: dict[str, str]) -> Author
         state=state,
         code_challenge=challenge,
         code_challenge_method=(method or policy.DEFAULT_PKCE_METHOD) if challenge else None,
-        force_verify="verify" in params.get("prompt", "").split(),
-        verify_mark=params.get(VERIFY_MARKER, ""),
-        # The mark stays in the consent form, whose POST is checked the same way.
+        prompt=prompt,
+        verify_mark=params.get(PROMPT_VERIFY.parameter, ""),
+        # The marks stay in the consent form, whose POST is checked the same way.
         params=params,
+        nonce=nonce,
+        max_age=max_age,
+        signin_mark=params.get(FRESH_SIGNIN.parameter, "") if asks_openid else "",
     )
 
 
@@ -176,6 +218,7 @@ def _issue_code(
             ip=caller.ip,
             user_agent=caller.user_agent,
             web_session_id=web_session.id,
+            nonce=auth.nonce,  # OpenID Connect Core §3.1.3.6: bound to this code
         ),
     )
     params = {"code": code}
@@ -185,15 +228,33 @@ def _issue_code(
     return RedirectResponse(with_query(auth.redirect_uri, params), status_code=302)
 
 
-def _signin_first(request: Request, auth: AuthorizationRequest) -> RedirectResponse:
-    params = dict(auth.params)
+def _signin_first(
+    runtime: OAuthRuntime, request: Request, auth: AuthorizationRequest
+) -> RedirectResponse:
+    if auth.prompt.none:
+        # OpenID Connect Core §3.1.2.6: prompt=none shows no page.
+        return redirect_error(
+            runtime.issuer,
+            auth.redirect_uri,
+            OAuthError("login_required", "the member must sign in: prompt=none shows no page"),
+            auth.state,
+        )
+    params, flag = dict(auth.params), ""
+    ctx, client_id = app_context(request), auth.client.client_id
     if auth.force_verify:
         # prompt=verify: the emailed code again, whatever the browser remembers (PRODUCT.md §4).
-        mark = fresh_verification.request_mark(app_context(request), auth.client.client_id)
-        params[VERIFY_MARKER] = mark
+        params[PROMPT_VERIFY.parameter] = fresh_verification.request_mark(
+            ctx, PROMPT_VERIFY, client_id
+        )
+        flag = "&verify=1"
+    elif auth.asks_fresh_signin:
+        # OpenID Connect prompt=login, max_age: the sign-in form even when signed in.
+        params[FRESH_SIGNIN.parameter] = fresh_verification.request_mark(
+            ctx, FRESH_SIGNIN, client_id
+        )
+        flag = "&again=1"
     next_path = f"{request.url.path}?{urlencode(params)}"
-    url = signin_url(next_path) + ("&verify=1" if auth.force_verify else "")
-    return RedirectResponse(url, status_code=303)
+    return RedirectResponse(signin_url(next_path) + flag, status_code=303)
 
 
 def _needs_signin(
@@ -201,23 +262,36 @@ def _needs_signin(
 ) -> bool:
     if web_session is None:
         return True
-    if not auth.force_verify:
-        return False
-    # Only a code typed for this very request counts (issue #11, defect 7): the nonce of
-    # its signed mark, recorded on this web session by the emailed-code step.
-    return not fresh_verification.proves_fresh_code(
-        app_context(request), auth.client.client_id, auth.verify_mark, web_session
-    )
+    ctx, client_id = app_context(request), auth.client.client_id
+    # Only a sign-in done for this very request counts (issue #11, defect 7): the nonce of
+    # its signed mark, recorded on this web session by that sign-in.
+    if auth.force_verify:
+        return not fresh_verification.proves(
+            ctx, PROMPT_VERIFY, client_id, auth.verify_mark, web_session
+        )
+    if auth.wants_fresh_signin(web_session):
+        return not fresh_verification.proves(
+            ctx, FRESH_SIGNIN, client_id, auth.signin_mark, web_session
+        )
+    return False
 
 
-def _verification_used_up(
+def _sign_in_proof_used_up(
     request: Request, db: Session, auth: AuthorizationRequest, web_session: WebSession
 ) -> bool:
-    """prompt=verify ends here: clear the nonce, so the same mark asks for a new code.
-    True when it was already gone (a second request with the same mark got in first)."""
-    return auth.force_verify and not fresh_verification.consume(
-        app_context(request), db, auth.client.client_id, auth.verify_mark, web_session
+    """The sign-in done for this request ends here: clear its nonce, so the same mark asks
+    for a new sign-in. True when the request needed it and it was already gone (a second
+    request with the same mark got in first)."""
+    ctx, client_id = app_context(request), auth.client.client_id
+    if auth.force_verify:
+        return not fresh_verification.consume(
+            ctx, db, PROMPT_VERIFY, client_id, auth.verify_mark, web_session
+        )
+    # Cleared even when max_age no longer needs it, or a replay could use it later.
+    spent = bool(auth.signin_mark) and fresh_verification.consume(
+        ctx, db, FRESH_SIGNIN, client_id, auth.signin_mark, web_session
     )
+    return auth.wants_fresh_signin(web_session) and not spent
 
 
 def _destination(redirect_uri: str) -> str:
@@ -232,8 +306,8 @@ def _consent_page(
     client = by_client_id(db, auth.client.client_id)
     profile = app_context(request).settings.profile
     # "Not you?" signs out, then signs in again for this same request; without the
-    # prompt=verify mark, which `/authorize` mints afresh when it is needed.
-    again = {k: v for k, v in auth.params.items() if k != VERIFY_MARKER}
+    # prompt=verify (or prompt=login) mark, which `/authorize` mints afresh when needed.
+    again = {k: v for k, v in auth.params.items() if k not in MARKERS}
     return render(
         request,
         "consent.html",
@@ -256,15 +330,22 @@ def _answer_request(
     with app_context(request).session() as db:
         web_session = _web_session(request, db)
         if _needs_signin(request, auth, web_session):
-            return _signin_first(request, auth)
+            return _signin_first(runtime, request, auth)
         assert web_session is not None
         member = db.get(Member, web_session.member_id)
         if member is None or member.is_disabled:
-            return _signin_first(request, auth)
-        if not _consented(db, member, auth):
+            return _signin_first(runtime, request, auth)
+        if auth.prompt.consent or not _consented(db, member, auth):
+            if auth.prompt.none:  # OpenID Connect Core §3.1.2.6
+                return redirect_error(
+                    runtime.issuer,
+                    auth.redirect_uri,
+                    OAuthError("consent_required", "the member has not agreed to these scopes"),
+                    auth.state,
+                )
             return _consent_page(request, auth, db, member)  # its POST is checked, and ends it
-        if _verification_used_up(request, db, auth, web_session):
-            return _signin_first(request, auth)
+        if _sign_in_proof_used_up(request, db, auth, web_session):
+            return _signin_first(runtime, request, auth)
         return _issue_code(runtime, request, db, auth, member, web_session)
 
 
@@ -275,12 +356,12 @@ def _answer_consent(
     with app_context(request).session() as db:
         web_session = _web_session(request, db)
         if _needs_signin(request, auth, web_session):
-            return _signin_first(request, auth)
+            return _signin_first(runtime, request, auth)
         assert web_session is not None
         member = db.get(Member, web_session.member_id)
         assert member is not None
-        if _verification_used_up(request, db, auth, web_session):
-            return _signin_first(request, auth)
+        if _sign_in_proof_used_up(request, db, auth, web_session):
+            return _signin_first(runtime, request, auth)
 
         def audit_decision(event: str, **details: str) -> None:
             audit.record(

@@ -1,5 +1,6 @@
 """What a client can discover: RFC 8414 metadata, generated from the policy (it never
-advertises what the server would refuse, PRODUCT.md §4), and the JWKS (RFC 7517)."""
+advertises what the server would refuse, PRODUCT.md §4), OpenID Connect Discovery 1.0's
+document, which adds to it, and the JWKS (RFC 7517)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from pitpass.config import Settings
-from pitpass.core import policy
+from pitpass.core import openid, policy
 from pitpass.oauth.access_tokens import jwks_document
 from pitpass.oauth.runtime import OAuthRuntime
+from pitpass.services import keys
 
 
 def metadata_document(settings: Settings) -> dict[str, Any]:
@@ -38,9 +40,35 @@ def metadata_document(settings: Settings) -> dict[str, Any]:
     }
 
 
+def openid_configuration_document(settings: Settings) -> dict[str, Any]:
+    """OpenID Connect Discovery 1.0 §3: the RFC 8414 document (which stays as it is at its
+    own paths) with what OpenID Connect adds. `id_token_signing_alg_values_supported` is
+    ES256 alone, the signing keys' algorithm (Discovery asks for RS256 too: see
+    docs/decisions.md)."""
+    issuer = settings.issuer
+    return metadata_document(settings) | {
+        "scopes_supported": sorted([*settings.profile.scopes, openid.OPENID_SCOPE]),
+        "userinfo_endpoint": f"{issuer}/userinfo",
+        "subject_types_supported": list(openid.SUBJECT_TYPES),
+        "id_token_signing_alg_values_supported": [keys.ALGORITHM],
+        "claims_supported": openid.claims_supported(settings.profile),
+        "prompt_values_supported": list(openid.PROMPT_VALUES),
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,  # its default is true (Discovery §3)
+    }
+
+
 async def metadata(request: Request, runtime: OAuthRuntime) -> Response:
     return JSONResponse(
         metadata_document(runtime.ctx.settings), headers={"Cache-Control": "public, max-age=300"}
+    )
+
+
+async def openid_configuration(request: Request, runtime: OAuthRuntime) -> Response:
+    return JSONResponse(
+        openid_configuration_document(runtime.ctx.settings),
+        headers={"Cache-Control": "public, max-age=300"},
     )
 
 

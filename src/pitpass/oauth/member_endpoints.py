@@ -1,5 +1,6 @@
 """The reference service's member endpoints (PRODUCT.md §4): the profile, the member's
-sessions of the calling client, and signing them out. Bearer-protected."""
+sessions of the calling client, and signing them out; and OpenID Connect's `/userinfo`.
+Bearer-protected."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from pitpass.core import policy
+from pitpass.core import openid, policy
 from pitpass.core.policy import OAuthError, SignOutReason
 from pitpass.db.models import Client, OAuthSession, RememberedBrowser, WebSession, utcnow
 from pitpass.oauth.bearer import bearer
@@ -29,6 +30,21 @@ async def profile(request: Request, runtime: OAuthRuntime) -> Response:
     return JSONResponse(
         {"iracing_name": member.display_name, "iracing_cust_id": member.customer_id}
     )
+
+
+async def userinfo(request: Request, runtime: OAuthRuntime) -> Response:
+    """`GET|POST /oauth2/userinfo` (OpenID Connect Core §5.3): the claims the access token's
+    scopes allow. The token comes in the Authorization header, as at every Bearer endpoint
+    here (RFC 6750 §2.1); errors are RFC 6750 §3's, with `WWW-Authenticate`."""
+    caller = await bearer(request, runtime, needs_scope=openid.OPENID_SCOPE)
+    member = caller.session.member
+    claims = openid.userinfo_claims(
+        str(caller.claims.get("scope") or ""),
+        member.customer_id,
+        member.display_name,
+        runtime.ctx.settings.profile,
+    )
+    return JSONResponse(claims, headers=NO_STORE)
 
 
 def _epoch(moment: datetime | None) -> int | None:

@@ -305,9 +305,11 @@ def open_web_session(
     client: Client,
     remembered_browser_id: int | None = None,
     prompt_verify_nonce: str | None = None,
+    fresh_signin_nonce: str | None = None,
 ) -> str:
     """Sign the browser in; return the raw session token for its cookie. An emailed code
-    typed for a prompt=verify request passes that request's nonce (fresh_verification)."""
+    typed for a prompt=verify request passes that request's nonce, and any sign-in done for
+    a prompt=login or max_age request passes that one's (fresh_verification)."""
     token = new_token()
     db.add(
         WebSession(
@@ -318,6 +320,7 @@ def open_web_session(
             user_agent=(client.user_agent or "")[:512] or None,
             remembered_browser_id=remembered_browser_id,
             prompt_verify_nonce=prompt_verify_nonce,
+            fresh_signin_nonce=fresh_signin_nonce,
         )
     )
     if member.email_verified_at is None:

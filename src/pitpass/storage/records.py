@@ -80,6 +80,7 @@ class NewCode:
     ip: str | None
     user_agent: str | None
     web_session_id: int | None
+    nonce: str | None = None  # OpenID Connect: the request's, for the ID token
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from pitpass.core import policy
 from pitpass.db.models import Member
 from pitpass.http.caller import client_of
 from pitpass.http.confirm import confirmation_page, is_confirmed
@@ -98,7 +99,7 @@ def connected_apps_page(request: Request) -> Response:
         "account_apps.html",
         {
             "apps": apps,
-            "scope_words": context.settings.profile.scopes,
+            "scope_words": policy.scope_words(context.settings.profile),
             "device_label": connected_apps.device_label,
         },
     )

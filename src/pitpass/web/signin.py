@@ -72,20 +72,26 @@ def _code_step_response(
 
 
 @router.get("/signin", response_class=HTMLResponse)
-def signin_page(request: Request, next: str = "", verify: str = "") -> Response:
+def signin_page(request: Request, next: str = "", verify: str = "", again: str = "") -> Response:
+    """`verify`: prompt=verify; `again`: an app asked for a fresh sign-in (OpenID Connect
+    prompt=login or max_age). Either shows the form to a member already signed in."""
     next_path = safe_next_path(next)
-    if current_member(request) is not None and not verify:
+    if current_member(request) is not None and not verify and not again:
         return _redirect(next_path)
-    return render(request, "signin.html", _signin_values(request, next, bool(verify)))
+    values = _signin_values(request, next, bool(verify), bool(again))
+    return render(request, "signin.html", values)
 
 
-def _signin_values(request: Request, next: str, verify: bool) -> dict[str, object]:
+def _signin_values(
+    request: Request, next: str, verify: bool, again: bool = False
+) -> dict[str, object]:
     """The sign-in page's values, with the app it continues to (http/journey.py); the
     sign-up link keeps `next` only when one was given."""
     next_path = safe_next_path(next)
     return {
         "next": next_path,
         "verify": verify,
+        "again": again,
         "journey": app_journey(request, next_path),
         "signup_url": with_next("/signup", next),
     }
@@ -99,6 +105,7 @@ def signin_submit(
     password: FormText = "",
     next: FormText = "",
     verify: FormText = "",
+    again: FormText = "",
     csrf_token: FormText = "",
 ) -> Response:
     require_csrf(request, csrf_token)
@@ -120,7 +127,14 @@ def signin_submit(
                     context, db, remember_cookie, member
                 )
             if memory is signin.BrowserMemory.REMEMBERED:
-                session_token = signin.open_web_session(context, db, member, client, remembered_id)
+                # No code typed: this sign-in can prove a fresh sign-in (prompt=login,
+                # max_age), never a prompt=verify (services/fresh_verification.py).
+                fresh = fresh_verification.nonce_in_path(
+                    context, fresh_verification.FRESH_SIGNIN, next_path
+                )
+                session_token = signin.open_web_session(
+                    context, db, member, client, remembered_id, fresh_signin_nonce=fresh
+                )
                 return _signed_in_response(request, context, session_token, next_path)
             # The authenticator app's code instead of a mail when the member has one.
             challenge_token, mail_ids = second_step.start(
@@ -132,7 +146,7 @@ def signin_submit(
                 remembered_browser_rejected=memory is signin.BrowserMemory.INVALID,
             )
         except signin_limits.SignInRefused as refused:
-            return _signin_refused(request, refused, next_path, force_code, email)
+            return _signin_refused(request, refused, next_path, force_code, email, bool(again))
     response = _code_step_response(request, background, context, challenge_token, mail_ids)
     if memory is signin.BrowserMemory.INVALID or force_code:
         delete_cookie(request, response, REMEMBER_COOKIE)
@@ -140,12 +154,18 @@ def signin_submit(
 
 
 def _signin_refused(
-    request: Request, refused: signin_limits.SignInRefused, next_path: str, verify: bool, email: str
+    request: Request,
+    refused: signin_limits.SignInRefused,
+    next_path: str,
+    verify: bool,
+    email: str,
+    again: bool = False,
 ) -> Response:
+    values = _signin_values(request, next_path, verify, again)
     response = render(
         request,
         "signin.html",
-        {**_signin_values(request, next_path, verify), "email": email, "error": refused.message},
+        {**values, "email": email, "error": refused.message},
         status_code=refused.status_code,
     )
     if refused.retry_after:
@@ -212,9 +232,15 @@ def code_submit(
                 member,
                 client,
                 remembered[1] if remembered else None,
-                # prompt=verify: this code was typed for the request whose mark is in the
-                # challenge's return path; record its nonce (services/fresh_verification.py).
-                prompt_verify_nonce=fresh_verification.nonce_for_code(context, challenge.next_path),
+                # prompt=verify, prompt=login, max_age: this sign-in was done for the request
+                # whose mark is in the challenge's return path; record its nonce
+                # (services/fresh_verification.py).
+                prompt_verify_nonce=fresh_verification.nonce_in_path(
+                    context, fresh_verification.PROMPT_VERIFY, challenge.next_path
+                ),
+                fresh_signin_nonce=fresh_verification.nonce_in_path(
+                    context, fresh_verification.FRESH_SIGNIN, challenge.next_path
+                ),
             )
             remember_value = remembered[0] if remembered else None
             response = _signed_in_response(request, context, session_token, challenge.next_path)

@@ -55,7 +55,10 @@ async def authorization_code_grant(
         opening = NewSession.from_code(code, now, expires_at)
         if not await store.redeem_code(db, code_hash, opening, stored):
             await _replayed(runtime, db, code.session_id, now)
-    return token_response(runtime, client, opening.record(member), code.scope, refresh, now, caller)
+    session = opening.record(member)
+    return token_response(
+        runtime, client, session, code.scope, refresh, now, caller, nonce=code.nonce
+    )
 
 
 # Every failed exchange spends the code (one try): the answer says so, not only the retry's.

@@ -8,6 +8,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
+from pitpass.core import openid
 from pitpass.core.policy import OAuthError
 from pitpass.oauth.requests import Caller
 from pitpass.oauth.responses import NO_STORE
@@ -29,11 +30,14 @@ def token_response(
     refresh_token: str | None,
     now: datetime,
     caller: Caller,
+    nonce: str | None = None,
 ) -> JSONResponse:
     """`{access_token, token_type, expires_in, refresh_token?, refresh_token_expires_in?,
-    scope}` (PRODUCT.md §4)."""
+    scope}` (PRODUCT.md §4), and `id_token` last when the scope has `openid`: from a code
+    (OpenID Connect Core §3.1.3.3, with the request's `nonce`) or a refresh (§12.2)."""
+    access_token = runtime.signer.access_token(client, session, scope, now)
     body: dict[str, Any] = {
-        "access_token": runtime.signer.access_token(client, session, scope, now),
+        "access_token": access_token,
         "token_type": "Bearer",
         "expires_in": client.access_token_seconds,
     }
@@ -41,6 +45,19 @@ def token_response(
         body["refresh_token"] = refresh_token
         body["refresh_token_expires_in"] = client.refresh_token_seconds
     body["scope"] = scope
+    if openid.asks_for_openid(scope):
+        body["id_token"] = runtime.signer.id_token(
+            openid.IdTokenFacts(
+                issuer=runtime.issuer,
+                client_id=client.client_id,
+                customer_id=session.member.customer_id,
+                auth_time=session.auth_time,
+                now=now,
+                lifetime_seconds=client.access_token_seconds,
+                access_token=access_token,
+                nonce=nonce,
+            )
+        )
     return JSONResponse(body, headers=NO_STORE | caller.headers)
 
 
