@@ -1,7 +1,7 @@
 """Every snippet in the book is run by a test (issue #13, item 5). The quick start, the
 kit and OpenID Connect chapters have their own runners against a live server, which play
-the member where a snippet opens a browser; this file runs the rest, and fails when a chapter gains a
-snippet that no test runs. (`text` and `json` blocks show output, and are compared there.)"""
+the member where a snippet opens a browser; this file runs the rest, and fails when a
+chapter gains a snippet that no test runs. (`text` and `json` blocks show output.)"""
 
 from __future__ import annotations
 
