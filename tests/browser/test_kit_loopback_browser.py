@@ -41,7 +41,7 @@ def test_loopback_flow_completes_in_chromium(stage: Stage) -> None:
         except BaseException as error:
             outcome.append(error)
 
-    running = threading.Thread(target=app)
+    running = threading.Thread(target=app, daemon=True)
     running.start()
     url = opened.get(timeout=30)
 
@@ -58,8 +58,9 @@ def test_loopback_flow_completes_in_chromium(stage: Stage) -> None:
     page.get_by_label("Code").fill(stage.mailbox.code_for("ana@example.com"))
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("button", name="Allow").click()
-    page.get_by_role("heading", name="Signed in").wait_for()
+    page.get_by_role("heading", name="Back to the app").wait_for()
     running.join(timeout=30)
+    assert not running.is_alive()
 
     assert len(outcome) == 1 and isinstance(outcome[0], TokenSet), outcome
     assert outcome[0].scope == SCOPE and outcome[0].refresh_token

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -29,7 +30,10 @@ EXPECTED_OUTPUT = [
     '"iracing_cust_id": 777001',
 ]
 # webbrowser.open runs $BROWSER with the URL: this one hands it to the test.
-FORWARD_URL = "import pathlib, sys; pathlib.Path(sys.argv[1]).write_text(sys.argv[2])"
+FORWARD_URL = (
+    "import os, pathlib, sys; part = pathlib.Path(sys.argv[1] + '.part');"
+    " part.write_text(sys.argv[2]); os.replace(part, sys.argv[1])"
+)
 
 
 def sandbox_env(world: World) -> dict[str, str]:
@@ -45,6 +49,18 @@ def sandbox_env(world: World) -> dict[str, str]:
         "MEMBER_EMAIL": sandbox["email"],
         "MEMBER_PASSWORD": sandbox["password"],
     }
+
+
+def first_line(process: subprocess.Popen[str]) -> str:
+    """The first line the snippet prints, or a failure after 30 s rather than a hang."""
+    stdout = process.stdout
+    assert stdout is not None
+    lines: list[str] = []
+    reading = threading.Thread(target=lambda: lines.append(stdout.readline()), daemon=True)
+    reading.start()
+    reading.join(30)
+    assert lines and lines[0], f"the snippet printed nothing: {process.poll()}"
+    return lines[0]
 
 
 class Reader:
@@ -76,7 +92,7 @@ class Reader:
         if "input(" in code:
             # The paste flow: the snippet prints the address, we sign in and paste back.
             assert process.stdout is not None and process.stdin is not None
-            line = process.stdout.readline()
+            line = first_line(process)
             url = line.split(": ", 1)[1].strip()
             process.stdin.write(self.consent(url) + "\n")
             process.stdin.flush()

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import socket
 import stat
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,12 +19,14 @@ import anyio
 import httpx
 import pytest
 
-from pitpass_kit.client import OAuthClient, pkce_pair
+from pitpass_kit.client import OAuthClient, pkce_pair, s256_challenge
 from pitpass_kit.errors import (
     AccessDenied,
+    CallbackError,
     InvalidGrant,
     InvalidScope,
     IssuerMismatch,
+    KitError,
     NotSignedIn,
     OAuthError,
     RateLimited,
@@ -29,10 +34,12 @@ from pitpass_kit.errors import (
     StateMismatch,
     TemporarilyUnavailable,
 )
+from pitpass_kit.loopback import BrowserTimeout, LoopbackReceiver
 from pitpass_kit.masking import mask
-from pitpass_kit.stores import FileTokenStore, MemoryTokenStore, TokenSet
+from pitpass_kit.stores import FileTokenStore, MemoryTokenStore, StoreError, TokenSet
 
 BASE = "https://auth.example/oauth2"
+CALLBACK = "http://127.0.0.1/callback"
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
@@ -131,7 +138,8 @@ def test_the_redirect_back_is_checked_before_the_code_is_spent() -> None:
     exchanged: list[dict[str, str]] = []
 
     def server(request: httpx.Request) -> httpx.Response:
-        exchanged.append(form_of(request))
+        if request.url.path.endswith("/token"):
+            exchanged.append(form_of(request))
         return httpx.Response(200, json=token_answer())
 
     client = client_with(server, redirect_uri="http://127.0.0.1/callback")
@@ -157,15 +165,12 @@ def test_the_redirect_back_is_checked_before_the_code_is_spent() -> None:
     assert exchanged[0]["redirect_uri"] == "http://127.0.0.1/callback"
 
 
-def test_pkce_challenge_is_s256_of_the_verifier() -> None:
-    # RFC 7636 appendix B computes one from a known verifier; here, the relation itself.
-    import base64
-    import hashlib
-
-    verifier, challenge = pkce_pair()
-    assert 43 <= len(verifier) <= 128
-    digest = hashlib.sha256(verifier.encode()).digest()
-    assert challenge == base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+def test_pkce_challenge_is_rfc_7636s() -> None:
+    # RFC 7636 appendix B's verifier and challenge.
+    verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+    assert s256_challenge(verifier) == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    fresh_verifier, challenge = pkce_pair()
+    assert 43 <= len(fresh_verifier) <= 128 and challenge == s256_challenge(fresh_verifier)
 
 
 def test_a_spent_refresh_token_clears_the_store() -> None:
@@ -291,3 +296,203 @@ def test_bearer_auth_works_with_the_async_client() -> None:
 
     assert anyio.run(call) == [200, 200]
     assert client.access_token() == "at-2"
+
+
+def due_store(refresh: str | None = "rt-1", seconds_left: float = 20) -> MemoryTokenStore:
+    """Tokens within the refresh margin: still valid for `seconds_left`."""
+    now = time.time()
+    store = MemoryTokenStore()
+    store.save(
+        TokenSet(
+            "at-1",
+            expires_at=now + seconds_left,
+            obtained_at=now - 600 + seconds_left,
+            refresh_token=refresh,
+        )
+    )
+    return store
+
+
+def test_an_outage_at_refresh_time_keeps_the_still_valid_token() -> None:
+    calls: list[httpx.Request] = []
+
+    def down(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(503, text="maintenance")
+
+    client = client_with(down, store=due_store())
+    assert client.access_token() == "at-1"
+    assert client.access_token() == "at-1"
+    assert len(calls) == 1  # then a pause before trying again, not a queue of failures
+    expired = client_with(down, store=due_store(seconds_left=-1))
+    with pytest.raises(TemporarilyUnavailable):
+        expired.access_token()
+
+
+def test_without_a_refresh_token_the_token_is_used_up() -> None:
+    client = client_with(lambda request: pytest.fail("no call"), store=due_store(None))
+    assert client.access_token() == "at-1"
+
+
+def test_refresh_without_a_stale_token_always_refreshes() -> None:
+    def server(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=token_answer("at-2", "rt-2"))
+
+    now = time.time()
+    store = MemoryTokenStore()
+    store.save(TokenSet("at-1", expires_at=now + 600, obtained_at=now, refresh_token="rt-1"))
+    assert client_with(server, store=store).refresh().access_token == "at-2"
+
+
+def test_a_refresh_answer_without_refresh_token_or_scope_keeps_them() -> None:
+    def server(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"access_token": "at-2", "expires_in": 600})
+
+    store = due_store()
+    store.save(replace(store.load(), scope="iracing.auth"))  # type: ignore[type-var]
+    tokens = client_with(server, store=store).refresh()
+    assert (tokens.access_token, tokens.refresh_token, tokens.scope) == (
+        "at-2",
+        "rt-1",
+        "iracing.auth",
+    )
+
+
+def test_the_local_refusal_is_per_username_and_follows_any_retry_after() -> None:
+    asked: list[str] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        username = form_of(request)["username"]
+        asked.append(username)
+        if username == "a@example.com":
+            return httpx.Response(
+                400, json={"error": "unauthorized_client"}, headers={"Retry-After": "60"}
+            )
+        if username == "throttled@example.com":
+            return httpx.Response(
+                403, json={"error": "invalid_client"}, headers={"Retry-After": "9"}
+            )
+        return httpx.Response(200, json=token_answer())
+
+    client = client_with(server)
+    with pytest.raises(RateLimited):
+        client.password_limited("a@example.com", "pw")
+    with pytest.raises(RateLimited):
+        client.password_limited(" A@example.com", "pw")  # the same member, refused here
+    client.password_limited("b@example.com", "pw")  # another member is not held back
+    for _ in range(2):
+        with pytest.raises(OAuthError) as throttled:
+            client.password_limited("throttled@example.com", "pw")
+    assert throttled.value.retry_after and throttled.value.retry_after <= 9
+    assert asked == ["a@example.com", "b@example.com", "throttled@example.com"]
+
+
+def test_a_429_is_always_a_rate_limit_and_retry_after_is_bounded() -> None:
+    answers = iter(
+        [
+            httpx.Response(429, text="slow down", headers={"RateLimit-Reset": "7"}),
+            httpx.Response(
+                400, json={"error": "unauthorized_client"}, headers={"Retry-After": "inf"}
+            ),
+        ]
+    )
+    client = client_with(lambda request: next(answers))
+    with pytest.raises(RateLimited) as first:
+        client.password_limited("a@example.com", "pw")
+    assert first.value.retry_after == 7 and first.value.status == 429
+    with pytest.raises(RateLimited) as second:
+        client.password_limited("b@example.com", "pw")
+    assert second.value.retry_after == 86_400
+
+
+def test_a_streamed_body_is_sent_again_after_the_401() -> None:
+    bodies: list[bytes] = []
+    valid = {"keep"}
+    handler = bearer_server(valid, [])
+
+    def api(request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith("/upload"):
+            bodies.append(request.read())
+            ok = request.headers["authorization"] == "Bearer at-2"
+            return httpx.Response(200 if ok else 401)
+        return handler(request)
+
+    now = time.time()
+    store = MemoryTokenStore()
+    store.save(TokenSet("at-1", expires_at=now + 600, obtained_at=now, refresh_token="rt-1"))
+    client = client_with(api, store=store)
+    with httpx.Client(transport=httpx.MockTransport(api), auth=client.auth()) as session:
+        sent = session.post("https://api.example/upload", content=iter([b"lap ", b"times"]))
+    assert sent.status_code == 200 and bodies == [b"lap times", b"lap times"]
+
+
+def test_a_damaged_token_file_is_a_clear_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.json"
+    path.write_text('{"access_token": "at-1", "expires_at": "soon"')
+    client = client_with(lambda request: pytest.fail("no call"), store=FileTokenStore(path))
+    with pytest.raises(StoreError, match=r"tokens\.json holds no token set"):
+        client.access_token()
+
+
+def test_a_home_relative_path_is_expanded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    store = FileTokenStore("~/.app/tokens.json")
+    assert store.path == tmp_path / ".app" / "tokens.json"
+
+
+def test_iss_is_required_where_the_metadata_says_it_is_sent() -> None:
+    metadata: dict[str, object] = {"authorization_response_iss_parameter_supported": True}
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/.well-known/oauth-authorization-server/oauth2":
+            return httpx.Response(200, json=metadata)
+        return httpx.Response(200, json=token_answer())
+
+    request = client_with(server, redirect_uri=CALLBACK).authorization_request()
+    back = f"{CALLBACK}?code=c1&state={request.state}"
+    with pytest.raises(IssuerMismatch):
+        client_with(server, redirect_uri=CALLBACK).finish_authorization(request, back)
+    metadata.clear()  # a server that does not say so (the reference publishes no metadata)
+    tokens = client_with(server, redirect_uri=CALLBACK).finish_authorization(request, back)
+    assert tokens.access_token == "at-1"
+    # The redirect's query alone, as a web framework hands it over, does as well.
+    query = f"code=c1&state={request.state}&iss={BASE}"
+    assert client_with(server).finish_authorization(request, query).access_token == "at-1"
+
+
+def test_mistakes_in_use_are_clear_errors() -> None:
+    with pytest.raises(KitError, match="base_url must be an address"):
+        OAuthClient("auth.example/oauth2", "MyClient")
+    client = client_with(lambda request: pytest.fail("no call"), redirect_uri=CALLBACK)
+    with pytest.raises(KitError, match="sets state itself"):
+        client.authorization_request(state="mine")
+    with pytest.raises(CallbackError, match="no query parameters"):
+        client.finish_authorization(client.authorization_request(), CALLBACK)
+
+
+def test_errors_survive_a_trip_to_another_process() -> None:
+    limited = RateLimited("slow down", status=400, retry_after=5.0, error="unauthorized_client")
+    again = pickle.loads(pickle.dumps(limited))  # noqa: S301 (our own bytes)
+    assert type(again) is RateLimited and str(again) == str(limited)
+    assert again.retry_after == 5.0
+
+
+def test_the_loopback_receiver_ignores_strangers_and_slow_clients() -> None:
+    with LoopbackReceiver("/callback") as receiver:
+        host, port = "127.0.0.1", int(receiver.redirect_uri.split(":")[2].split("/")[0])
+        slow = socket.create_connection((host, port))
+        slow.sendall(b"GET /call")  # and nothing more, for now
+        caught: list[str] = []
+        waiting = threading.Thread(target=lambda: caught.append(receiver.wait_for("s1", 10)))
+        waiting.start()
+        time.sleep(0.1)
+        forged = httpx.get(f"{receiver.redirect_uri}?code=x&state=guess", timeout=5)
+        other = httpx.get(f"http://{host}:{port}/favicon.ico", timeout=5)
+        assert (forged.status_code, other.status_code) == (400, 404) and not caught
+        real = httpx.get(f"{receiver.redirect_uri}?code=c&state=s1", timeout=5)
+        waiting.join(5)
+        slow.close()
+    assert real.status_code == 200 and "code" not in real.text
+    assert caught == [f"{receiver.redirect_uri}?code=c&state=s1"]
+    with LoopbackReceiver() as idle, pytest.raises(BrowserTimeout):
+        idle.wait_for("never", 0.2)

@@ -16,12 +16,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import secrets
+import sys
 import threading
 import time
+import warnings
 import webbrowser
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -45,12 +48,22 @@ from pitpass_kit.errors import (
 )
 from pitpass_kit.loopback import LoopbackReceiver
 from pitpass_kit.masking import mask
-from pitpass_kit.stores import MemoryTokenStore, TokenSet, TokenStore
+from pitpass_kit.stores import LockTimeout, MemoryTokenStore, StoreError, TokenSet, TokenStore
 
 # Refresh this long before expiry (capped at half a token's lifetime, TokenSet.fresh).
 DEFAULT_REFRESH_MARGIN_SECONDS = 60.0
+# After a refresh failed for a passing reason, keep using the still valid token this long
+# before trying again, rather than every caller queueing on the lock to fail in turn.
+REFRESH_RETRY_SECONDS = 5.0
 # The reference's name for its resource-owner password grant (PRODUCT.md §4).
 PASSWORD_GRANT = "password_limited"  # noqa: S105 (a grant name)
+# Parameters `authorization_request` sets itself: `extra` may not change them.
+RESERVED_AUTHORIZE_PARAMETERS = frozenset(
+    {"client_id", "redirect_uri", "response_type", "code_challenge", "code_challenge_method"}
+    | {"state", "scope", "nonce"}
+)
+# Failures after which a token that has not yet expired is still worth using.
+PASSING_FAILURES = (TemporarilyUnavailable, ServerError, RateLimited, LockTimeout, StoreError)
 
 
 @dataclass(frozen=True)
@@ -72,11 +85,50 @@ class AuthorizationRequest:
         return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
 
 
-def pkce_pair() -> tuple[str, str]:
-    """A PKCE verifier and its S256 challenge (RFC 7636 §4.1-4.2)."""
-    verifier = secrets.token_urlsafe(48)
+def s256_challenge(verifier: str) -> str:
+    """RFC 7636 §4.2: BASE64URL(SHA256(verifier)), without padding."""
     digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def pkce_pair() -> tuple[str, str]:
+    """A PKCE verifier (RFC 7636 §4.1: 43 to 128 unreserved characters) and its challenge."""
+    verifier = secrets.token_urlsafe(48)
+    return verifier, s256_challenge(verifier)
+
+
+def _checked_base_url(base_url: str) -> str:
+    """A mistyped address is a configuration error, not an outage to retry."""
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise KitError(f"base_url must be an address like https://host/oauth2: {base_url!r}")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        warnings.warn(
+            f"{base_url} is plain http: the masked secret and the tokens travel in clear",
+            stacklevel=3,
+        )
+    return base_url.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _callback_parameters(callback: str | Mapping[str, str]) -> dict[str, str]:
+    """The redirect's query, given as the full address, a query string or a mapping."""
+    if isinstance(callback, Mapping):
+        return dict(callback)
+    parts = urlsplit(callback)
+    query = parts.query if parts.scheme in ("http", "https") else callback.lstrip("?")
+    params = dict(parse_qsl(query))
+    if not params:
+        raise CallbackError(f"no query parameters in the redirect {callback[:200]!r}")
+    return params
 
 
 class OAuthClient:
@@ -84,7 +136,8 @@ class OAuthClient:
 
     `base_url` is the issuer path (`https://host/oauth2`); the endpoints are under it.
     `issuer` is what RFC 9207's `iss` must equal on the redirect back (the base URL
-    unless told otherwise); with `require_iss` a redirect without it is refused too.
+    unless told otherwise). `require_iss`: True refuses a redirect without `iss`; None
+    (the default) requires it when the server's RFC 8414 metadata says it sends it.
     """
 
     def __init__(
@@ -97,37 +150,42 @@ class OAuthClient:
         redirect_uri: str | None = None,
         scope: str | None = None,
         issuer: str | None = None,
-        require_iss: bool = False,
+        require_iss: bool | None = None,
         password_grant: str = PASSWORD_GRANT,
         refresh_margin: float = DEFAULT_REFRESH_MARGIN_SECONDS,
         http: httpx.Client | None = None,
         timeout: float = 10.0,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = _checked_base_url(base_url)
         self.client_id = client_id
         self._masked_secret = None if client_secret is None else mask(client_secret, client_id)
         self.store: TokenStore = store if store is not None else MemoryTokenStore()
         self.redirect_uri = redirect_uri
         self.scope = scope
-        self.issuer = (issuer or self.base_url).rstrip("/")
+        self.issuer = issuer or self.base_url
         self.require_iss = require_iss
         self.password_grant = password_grant
         self.refresh_margin = refresh_margin
+        self._owns_http = http is None
         self._http = http if http is not None else httpx.Client(timeout=timeout)
         # The last tokens this process saw: the fast path reads no store while they are fresh.
         self._held: TokenSet | None = None
-        # Grant → monotonic time before which the server asked us not to come back.
-        self._not_before: dict[str, float] = {}
+        # Not before this monotonic time is a failed refresh tried again (REFRESH_RETRY_SECONDS).
+        self._refresh_retry_at = 0.0
+        # (grant, username) → monotonic time before which the server asked us not to return.
+        self._not_before: dict[tuple[str, str], float] = {}
         self._not_before_lock = threading.Lock()
         self.rate_limit: RateLimitStatus | None = None
 
     # ----- getting tokens ------------------------------------------------------------
 
     def password_limited(self, username: str, password: str, scope: str | None = None) -> TokenSet:
-        """The allow-listed password grant: the password leaves masked with the username."""
+        """The allow-listed password grant: the password leaves masked with the username.
+        The server limits it per client and username; so does the kit's local refusal."""
         form = {"grant_type": self.password_grant, "username": username}
         form["password"] = mask(password, username)
-        return self._keep(self._token_request(form | self._scope(scope)))
+        answer = self._token_request(form | self._scope(scope), who=username.strip().lower())
+        return self._keep_new_sign_in(answer)
 
     def authorization_request(
         self,
@@ -138,7 +196,11 @@ class OAuthClient:
         **extra: str,
     ) -> AuthorizationRequest:
         """The `/authorize` URL with PKCE S256 and a fresh `state`; keep the returned
-        request until the member comes back (`finish_authorization`)."""
+        request until the member comes back (`finish_authorization`). `extra` adds
+        parameters such as `prompt`; it cannot change the ones this method sets."""
+        clashing = sorted(RESERVED_AUTHORIZE_PARAMETERS & set(extra))
+        if clashing:
+            raise KitError(f"authorization_request sets {', '.join(clashing)} itself")
         redirect_uri = redirect_uri or self.redirect_uri
         if redirect_uri is None:
             raise KitError("a redirect_uri is needed: pass it here or to OAuthClient")
@@ -154,20 +216,24 @@ class OAuthClient:
         } | self._scope(scope)
         if nonce is not None:
             query["nonce"] = nonce
-        query |= extra
-        url = f"{self.base_url}/authorize?{urlencode(query)}"
+        url = f"{self.base_url}/authorize?{urlencode(query | extra)}"
         return AuthorizationRequest(url, state, verifier, redirect_uri, nonce)
 
-    def finish_authorization(self, request: AuthorizationRequest, callback_url: str) -> TokenSet:
-        """Check the redirect back (state, RFC 9207 `iss`, error) and exchange the code."""
-        params = dict(parse_qsl(urlsplit(callback_url).query))
+    def finish_authorization(
+        self, request: AuthorizationRequest, callback: str | Mapping[str, str]
+    ) -> TokenSet:
+        """Check the redirect back (state, RFC 9207 `iss`, error) and exchange the code.
+        `callback` is the address the member came back to, its query, or its parameters.
+        A code works once: take the stored request out of the session before calling this,
+        so that a reloaded callback page cannot spend it again (which ends the session)."""
+        params = _callback_parameters(callback)
         # RFC 6749 §10.12: an answer carrying another state was not asked for by us.
         if not hmac.compare_digest(params.get("state", "").encode(), request.state.encode()):
             raise StateMismatch("the redirect's state is not the one this request sent")
         iss = params.get("iss")
-        if iss is None and self.require_iss:
-            raise IssuerMismatch("the redirect carries no iss (RFC 9207)")
-        if iss is not None and iss.rstrip("/") != self.issuer:
+        if iss is None and self._iss_required():
+            raise IssuerMismatch("the redirect carries no iss, and this server sends one")
+        if iss is not None and iss != self.issuer:  # RFC 9207 §2.4: simple string comparison
             raise IssuerMismatch(f"the redirect comes from {iss!r}, not {self.issuer!r}")
         if "error" in params:
             raise error_from(
@@ -186,7 +252,7 @@ class OAuthClient:
             "redirect_uri": request.redirect_uri,
             "code_verifier": request.code_verifier,
         }
-        return self._keep(self._token_request(form))
+        return self._keep_new_sign_in(self._token_request(form))
 
     def sign_in_with_browser(
         self,
@@ -201,7 +267,11 @@ class OAuthClient:
         Register `http://127.0.0.1/callback` (no port: any port is accepted, §7.3)."""
         with LoopbackReceiver(path) as receiver:
             request = self.authorization_request(scope, redirect_uri=receiver.redirect_uri)
-            (open_browser or webbrowser.open)(request.url)
+            if open_browser is not None:
+                open_browser(request.url)
+            elif not webbrowser.open(request.url):
+                # No browser here (SSH, a container): the member can open it elsewhere.
+                print(f"Open this address to sign in:\n  {request.url}", file=sys.stderr)
             callback = receiver.wait_for(request.state, timeout)
         return self.finish_authorization(request, callback)
 
@@ -218,10 +288,24 @@ class OAuthClient:
         stored = self.store.load()
         if stored is None:
             raise NotSignedIn("no tokens in the store: sign the member in first")
-        if stored.fresh(time.time(), self.refresh_margin):
+        now = time.time()
+        if stored.fresh(now, self.refresh_margin):
             self._held = stored
             return stored
-        return self.refresh(stale_access_token=stored.access_token)
+        still_valid = stored.expires_at > now
+        can_refresh = stored.refresh_token is not None and (
+            stored.refresh_expires_at is None or stored.refresh_expires_at > now
+        )
+        if still_valid and (not can_refresh or time.monotonic() < self._refresh_retry_at):
+            return stored  # nothing to refresh with, or a refresh just failed: use it up
+        try:
+            return self.refresh(stale_access_token=stored.access_token)
+        except PASSING_FAILURES:
+            if not still_valid:
+                raise
+            # The token still works (resource servers check it offline): keep using it.
+            self._refresh_retry_at = time.monotonic() + REFRESH_RETRY_SECONDS
+            return stored
 
     def cached_access_token(self) -> str | None:
         """The token this process holds, if still fresh; never waits on a store or a lock."""
@@ -229,21 +313,24 @@ class OAuthClient:
         return held.access_token if held and held.fresh(time.time(), self.refresh_margin) else None
 
     def refresh(self, stale_access_token: str | None = None) -> TokenSet:
-        """Refresh, holding the store's lock. If the store already holds another access
-        token than `stale_access_token` (someone refreshed while we waited), that one is
-        returned instead: one refresh per expiry, never a reuse."""
+        """Refresh now, holding the store's lock. With `stale_access_token` (the token an
+        API refused, or the one found due), a store that already holds another, fresh
+        token (someone refreshed while we waited) gives that one instead: one refresh
+        per expiry, never a reuse."""
         with self.store.lock():
             current = self.store.load()
             if current is None:
                 raise NotSignedIn("no tokens in the store: sign the member in first")
-            someone_refreshed = current.access_token != stale_access_token
-            if someone_refreshed and current.fresh(time.time(), self.refresh_margin):
+            now = time.time()
+            someone_refreshed = (
+                stale_access_token is not None and current.access_token != stale_access_token
+            )
+            if someone_refreshed and current.fresh(now, self.refresh_margin):
                 self._held = current
                 return current
             if current.refresh_token is None or (
-                current.refresh_expires_at is not None and current.refresh_expires_at <= time.time()
+                current.refresh_expires_at is not None and current.refresh_expires_at <= now
             ):
-                self.store.save(None)
                 raise NotSignedIn("the session has no usable refresh token: sign in again")
             form = {"grant_type": "refresh_token", "refresh_token": current.refresh_token}
             try:
@@ -253,26 +340,31 @@ class OAuthClient:
                 self.store.save(None)
                 self._held = None
                 raise
-            return self._keep(answer)
+            return self._keep(answer, previous=current)
 
     def sign_out(self) -> None:
-        """Revoke the refresh token (RFC 7009), which ends the session, and forget it."""
+        """Revoke the refresh token (RFC 7009), which ends the session, and forget the
+        tokens, even when the server cannot be reached."""
         with self.store.lock():
-            current = self.store.load()
-            if current is not None and current.refresh_token is not None:
-                self._post(
-                    "/revoke",
-                    {"token": current.refresh_token, "token_type_hint": "refresh_token"},
-                )
-            self.store.save(None)
-            self._held = None
+            try:
+                current = self.store.load()
+                if current is not None and current.refresh_token is not None:
+                    self._post(
+                        "/revoke",
+                        {"token": current.refresh_token, "token_type_hint": "refresh_token"},
+                    )
+            finally:
+                self.store.save(None)
+                self._held = None
 
     def auth(self) -> BearerAuth:
         """An `httpx.Auth` for calls to APIs with this client's tokens."""
         return BearerAuth(self)
 
     def close(self) -> None:
-        self._http.close()
+        """Closes the HTTP client this object made (not one passed in as `http`)."""
+        if self._owns_http:
+            self._http.close()
 
     def __enter__(self) -> OAuthClient:
         return self
@@ -280,41 +372,76 @@ class OAuthClient:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    # ----- the token endpoint ----------------------------------------------------------
+    # ----- the endpoints ---------------------------------------------------------------
 
     def _scope(self, scope: str | None) -> dict[str, str]:
         scope = scope if scope is not None else self.scope
         return {} if scope is None else {"scope": scope}
 
-    def _token_request(self, form: dict[str, str]) -> dict[str, Any]:
-        grant = form["grant_type"]
+    _metadata_says_iss: bool | None = None
+
+    def _iss_required(self) -> bool:
+        """RFC 9207 §2.4: a server whose metadata says it sends `iss` must be held to it."""
+        if self.require_iss is not None:
+            return self.require_iss
+        if self._metadata_says_iss is None:
+            parts = urlsplit(self.base_url)
+            where = f"{parts.scheme}://{parts.netloc}/.well-known/oauth-authorization-server"
+            try:
+                metadata = self._http.get(where + parts.path)
+                says = metadata.is_success and bool(
+                    metadata.json().get("authorization_response_iss_parameter_supported")
+                )
+            except (httpx.HTTPError, ValueError, AttributeError):
+                says = False  # no metadata (the reference publishes none): not required
+            self._metadata_says_iss = says
+        return self._metadata_says_iss
+
+    def _token_request(self, form: dict[str, str], who: str = "") -> dict[str, Any]:
+        key = (form["grant_type"], who)
         with self._not_before_lock:
-            wait = self._not_before.get(grant, 0.0) - time.monotonic()
+            wait = self._not_before.get(key, 0.0) - time.monotonic()
         if wait > 0:
             raise RateLimited(
-                f"the server asked for {wait:.0f} s more before another {grant}",
+                f"the server asked for {wait:.0f} s more before another {key[0]}",
                 error="unauthorized_client",
                 retry_after=wait,
             )
         try:
             return self._post("/token", form)
-        except RateLimited as limited:
-            with self._not_before_lock:
-                self._not_before[grant] = time.monotonic() + limited.retry_after
+        except OAuthError as error:
+            # Whatever carried Retry-After (a rate limit, a client-authentication
+            # throttle): not asked again before then.
+            if error.retry_after is not None:
+                with self._not_before_lock:
+                    self._not_before[key] = time.monotonic() + error.retry_after
             raise
 
     def _post(self, path: str, form: dict[str, str]) -> dict[str, Any]:
         form = form | {"client_id": self.client_id}
         if self._masked_secret is not None:
             form["client_secret"] = self._masked_secret
+        url = f"{self.base_url}{path}"
         try:
-            response = self._http.post(f"{self.base_url}{path}", data=form)
+            response = self._http.post(url, data=form)
         except httpx.TransportError as error:
-            raise TemporarilyUnavailable(f"{path}: {error}") from error
+            raise TemporarilyUnavailable(f"POST {url}: {error}") from error
         self.rate_limit = rate_limit_status(response.headers) or self.rate_limit
+        if response.is_success and not response.content:
+            return {}  # RFC 7009 §2.2: revocation answers 200 with no body
         body = _json_object(response)
         if response.is_success:
+            if body is None:
+                raise ServerError(f"POST {url} answered {response.status_code} without JSON")
             return body
+        if body is None or "error" not in body:
+            # No error shape (a proxy's page, a wrong address): classified by status alone.
+            where = response.headers.get("location")
+            detail = f"POST {url} answered {response.status_code} {response.reason_phrase}"
+            body = {
+                "error": _error_of_status(response.status_code),
+                "error_description": detail + (f" ({where})" if where else ""),
+            }
         raise error_from(
             str(body.get("error") or ""),
             str(body.get("error_description") or response.reason_phrase),
@@ -323,41 +450,57 @@ class OAuthClient:
             error_uri=body.get("error_uri"),
         )
 
-    def _keep(self, answer: dict[str, Any]) -> TokenSet:
+    def _keep_new_sign_in(self, answer: dict[str, Any]) -> TokenSet:
+        # Under the lock, so that a refresh in flight cannot overwrite the new sign-in.
+        with self.store.lock():
+            return self._keep(answer, previous=None)
+
+    def _keep(self, answer: dict[str, Any], previous: TokenSet | None) -> TokenSet:
         try:
             now = time.time()
-            refresh_lifetime = answer.get("refresh_token_expires_in")
             tokens = TokenSet(
                 access_token=str(answer["access_token"]),
                 expires_at=now + float(answer["expires_in"]),
                 obtained_at=now,
                 refresh_token=answer.get("refresh_token"),
-                refresh_expires_at=None if refresh_lifetime is None else now + refresh_lifetime,
+                refresh_expires_at=_expiry(now, answer.get("refresh_token_expires_in")),
                 scope=str(answer.get("scope", "")),
                 token_type=str(answer.get("token_type", "Bearer")),
                 id_token=answer.get("id_token"),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ServerError(f"the token response is not one: {error}") from error
+        if previous is not None:
+            # RFC 6749 §6/§5.1: a refresh answer may leave out what did not change.
+            if "refresh_token" not in answer:
+                tokens = replace(
+                    tokens,
+                    refresh_token=previous.refresh_token,
+                    refresh_expires_at=previous.refresh_expires_at,
+                )
+            if "scope" not in answer:
+                tokens = replace(tokens, scope=previous.scope)
         self.store.save(tokens)
         self._held = tokens
         return tokens
 
 
-def _json_object(response: httpx.Response) -> dict[str, Any]:
-    if response.is_success and not response.content:
-        return {}  # RFC 7009 §2.2: revocation answers 200 with no body
+def _error_of_status(status: int) -> str:
+    if status in (502, 503, 504):
+        return "temporarily_unavailable"
+    return "server_error" if status >= 500 else ""
+
+
+def _expiry(now: float, seconds: Any) -> float | None:
+    return None if seconds is None else now + float(seconds)
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any] | None:
     try:
         body = response.json()
     except ValueError:
-        body = None
-    if isinstance(body, dict):
-        return body
-    if response.is_success:
-        raise ServerError(f"{response.url.path} answered {response.status_code} without JSON")
-    # No error shape (a proxy's page, say): classify by status alone.
-    error = "temporarily_unavailable" if response.status_code in (502, 503, 504) else ""
-    return {"error": error or ("server_error" if response.status_code >= 500 else "")}
+        return None
+    return body if isinstance(body, dict) else None
 
 
 class BearerAuth(httpx.Auth):
@@ -368,6 +511,7 @@ class BearerAuth(httpx.Auth):
         self.client = client
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
+        request.read()  # a streamed body is kept, so that the retry can send it again
         token = self.client.access_token()
         request.headers["Authorization"] = f"Bearer {token}"
         response = yield request
@@ -379,6 +523,7 @@ class BearerAuth(httpx.Auth):
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        await request.aread()
         # Stores and locks block, so they run in a worker thread; a fresh token does not.
         token = self.client.cached_access_token()
         if token is None:
@@ -395,6 +540,6 @@ __all__ = [
     "AuthorizationRequest",
     "BearerAuth",
     "OAuthClient",
-    "OAuthError",
     "pkce_pair",
+    "s256_challenge",
 ]

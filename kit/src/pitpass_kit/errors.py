@@ -9,8 +9,16 @@ the server asked for (`Retry-After`), and the client refuses locally until then.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+# A Retry-After beyond this is read as this: a typo on the server must not lock a client
+# out for good.
+LONGEST_RETRY_AFTER_SECONDS = 86_400.0
+# A 429 that says nothing of when to come back: wait this long.
+DEFAULT_RETRY_AFTER_SECONDS = 1.0
 
 
 class KitError(Exception):
@@ -40,6 +48,21 @@ class OAuthError(KitError):
         self.retry_after = retry_after
         self.request_id = request_id
         super().__init__(f"{self.error}: {description}" if description else self.error)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its fields (a ProcessPoolExecutor pickles what a worker raised).
+        fields = {
+            "status": self.status,
+            "error_uri": self.error_uri,
+            "retry_after": self.retry_after,
+            "request_id": self.request_id,
+            "error": self.error,
+        }
+        return (_rebuild, (type(self), self.description, fields))
+
+
+def _rebuild(cls: type[OAuthError], description: str, fields: dict[str, Any]) -> OAuthError:
+    return cls(description, **fields)
 
 
 class AccessDenied(OAuthError):
@@ -76,10 +99,12 @@ class UnauthorizedClient(OAuthError):
     error = "unauthorized_client"
 
 
-class RateLimited(UnauthorizedClient):
+class RateLimited(OAuthError):
     """Over a rate limit: the reference answers 400 `unauthorized_client` with
-    `Retry-After`, other limits 429. Come back after `retry_after` seconds."""
+    `Retry-After`, other limits 429. Come back after `retry_after` seconds; `error`
+    keeps what the server said."""
 
+    error = "unauthorized_client"
     retry_after: float
 
 
@@ -150,15 +175,18 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         from email.utils import parsedate_to_datetime
         from time import time
 
         try:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - time())
+            seconds = parsedate_to_datetime(value).timestamp() - time()
         except (TypeError, ValueError):
             return None
+    if not math.isfinite(seconds):
+        return LONGEST_RETRY_AFTER_SECONDS
+    return min(max(0.0, seconds), LONGEST_RETRY_AFTER_SECONDS)
 
 
 def rate_limit_status(headers: Mapping[str, str]) -> RateLimitStatus | None:
@@ -183,11 +211,17 @@ def error_from(
     """The typed exception for one error answer (JSON body or redirect parameters)."""
     retry_after = retry_after_seconds(headers)
     cls = ERROR_CLASSES.get(error, OAuthError)
-    if retry_after is not None and (error == "unauthorized_client" or status == 429):
+    if status == 429:
+        cls = RateLimited
+        if retry_after is None:
+            # RateLimit-Reset: seconds until the window resets (the IETF draft's reading).
+            reset = retry_after_seconds({"retry-after": headers.get("ratelimit-reset", "")})
+            retry_after = reset if reset is not None else DEFAULT_RETRY_AFTER_SECONDS
+    elif retry_after is not None and error == "unauthorized_client":
         cls = RateLimited
     return cls(
         description,
-        error=error or "unknown_error",
+        error=error or cls.error,
         status=status,
         error_uri=error_uri,
         retry_after=retry_after,

@@ -23,8 +23,9 @@ from filelock import FileLock, Timeout
 
 from pitpass_kit.errors import KitError
 
-# A holder that dies keeps a Redis lock this long at most; a refresh takes far less.
-REDIS_LOCK_SECONDS = 30.0
+# A holder that dies keeps a Redis lock this long at most. It must outlast the slowest
+# refresh: the kit's HTTP timeout is 10 s per phase, so at most about 40 s.
+REDIS_LOCK_SECONDS = 120.0
 # How long a caller waits for another one's refresh before giving up.
 LOCK_WAIT_SECONDS = 60.0
 
@@ -46,9 +47,15 @@ class TokenSet:
         return json.dumps(asdict(self), separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> TokenSet:
-        data: dict[str, Any] = json.loads(text)
-        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
+    def from_json(cls, text: str | bytes, where: str) -> TokenSet:
+        try:
+            data: dict[str, Any] = json.loads(text)
+            tokens = cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
+            float(tokens.expires_at) + float(tokens.obtained_at)
+        except (ValueError, TypeError, AttributeError) as error:
+            problem = f"{where} holds no token set ({error}): delete it, sign in again"
+            raise StoreError(problem) from error
+        return tokens
 
     def fresh(self, now: float, margin: float) -> bool:
         """Usable for at least `margin` seconds more, capped at half its lifetime so that a
@@ -59,6 +66,10 @@ class TokenSet:
 
 class LockTimeout(KitError):
     """Another sharer of the store held its lock for LOCK_WAIT_SECONDS."""
+
+
+class StoreError(KitError):
+    """The store cannot be read or written: a damaged file, a full disk, Redis down."""
 
 
 class TokenStore(Protocol):
@@ -95,7 +106,7 @@ class FileTokenStore:
     machine; an advisory lock on `<path>.lock` serialises the refresh."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
+        self.path = Path(path).expanduser()
         self._threads = threading.Lock()
         self._file_lock = FileLock(f"{self.path}.lock", timeout=LOCK_WAIT_SECONDS, mode=0o600)
         self._cached: tuple[tuple[int, int, int], TokenSet] | None = None
@@ -111,23 +122,32 @@ class FileTokenStore:
         if cached is not None and cached[0] == identity:
             return cached[1]
         try:
-            tokens = TokenSet.from_json(self.path.read_bytes())
+            tokens = TokenSet.from_json(self.path.read_bytes(), str(self.path))
         except FileNotFoundError:
             return None
+        except OSError as error:
+            raise StoreError(f"cannot read {self.path}: {error}") from error
         self._cached = (identity, tokens)
         return tokens
 
     def save(self, tokens: TokenSet | None) -> None:
-        if tokens is None:
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
-            return
+        try:
+            if tokens is None:
+                with contextlib.suppress(FileNotFoundError):
+                    self.path.unlink()
+                return
+            self._replace(tokens.to_json())
+        except OSError as error:
+            lost = "" if tokens is None else "; the new refresh token is lost: sign in again"
+            raise StoreError(f"cannot write {self.path}: {error}{lost}") from error
+
+    def _replace(self, text: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # mkstemp creates the file 0600; a reader sees the old file or the new, never half.
         handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write(tokens.to_json())
+                out.write(text)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(temporary, self.path)
@@ -135,6 +155,13 @@ class FileTokenStore:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)
             raise
+        # The rename itself reaches the disk only with its folder: after a crash, the spent
+        # refresh token must not come back.
+        folder = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -157,21 +184,33 @@ class RedisTokenStore:
     Needs the `redis` extra: `pip install 'pitpass-kit[redis]'`."""
 
     def __init__(self, url: str, key: str) -> None:
-        import redis
-
+        try:
+            import redis
+        except ImportError as error:
+            raise KitError("RedisTokenStore needs: pip install 'pitpass-kit[redis]'") from error
         self.key = key
-        self._redis = redis.Redis.from_url(url)
+        self._redis = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=10)
+        self._redis_error = redis.RedisError
         self._threads = threading.Lock()
 
+    @contextlib.contextmanager
+    def _talking(self) -> Iterator[None]:
+        try:
+            yield
+        except self._redis_error as error:
+            raise StoreError(f"Redis, for {self.key}: {error}") from error
+
     def load(self) -> TokenSet | None:
-        raw = self._redis.get(self.key)
-        return None if raw is None else TokenSet.from_json(raw)
+        with self._talking():
+            raw = self._redis.get(self.key)
+        return None if raw is None else TokenSet.from_json(raw, f"Redis key {self.key}")
 
     def save(self, tokens: TokenSet | None) -> None:
-        if tokens is None:
-            self._redis.delete(self.key)
-        else:
-            self._redis.set(self.key, tokens.to_json())
+        with self._talking():
+            if tokens is None:
+                self._redis.delete(self.key)
+            else:
+                self._redis.set(self.key, tokens.to_json())
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -179,10 +218,19 @@ class RedisTokenStore:
             f"{self.key}:lock", timeout=REDIS_LOCK_SECONDS, blocking_timeout=LOCK_WAIT_SECONDS
         )
         with self._threads:
-            if not lock.acquire():
+            with self._talking():
+                acquired = lock.acquire()
+            if not acquired:
                 raise LockTimeout(f"{self.key}:lock held for {LOCK_WAIT_SECONDS:.0f} s")
+            failed = True
             try:
                 yield
+                failed = False
             finally:
-                # Raises if the lock expired meanwhile: then another refresh may have run.
-                lock.release()
+                try:
+                    lock.release()
+                except self._redis_error as error:
+                    # Expired while held (REDIS_LOCK_SECONDS): another refresh may have run.
+                    # Said only if nothing else went wrong, which would be the better news.
+                    if not failed:
+                        raise StoreError(f"{self.key}:lock expired while held") from error
