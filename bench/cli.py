@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     counted.add_argument("--server-cpu", type=int, default=0, help="taskset CPU for the server")
     counted.add_argument("--load-cpu", type=int, default=1, help="CPU for this load generator")
     args = parser.parse_args(argv)
-    if args.scenario is None and args.scenario_name == "protocol":
+    if args.scenario_name == "protocol" and args.scenario is None:
         args.scenario = list(protocol.SCENARIOS)
     if args.scenario_name == "protocol":
         results = protocol.run(
