@@ -1,6 +1,7 @@
 """`pitpass_kit.resource` (issue #13, item 2): `TokenVerifier` against tokens minted here
-with joserfc and keys served by an `httpx.MockTransport` JWKS, and real tokens of a
-running Pitpass, through a `pitpass keys rotate`."""
+with joserfc and keys served by an `httpx.MockTransport` JWKS; the FastAPI dependency
+and the ASGI middleware through Starlette's TestClient; and real tokens of a running
+Pitpass, through a `pitpass keys rotate`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import base64
 import hashlib
 import hmac
 import json
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -18,12 +21,20 @@ from urllib.parse import parse_qs
 import anyio
 import httpx
 import pytest
+from fastapi import Depends, FastAPI
 from joserfc import jwt
 from joserfc.jwk import ECKey
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from pitpass_kit.errors import InvalidClient, MissingScope, TemporarilyUnavailable, TokenRejected
 from pitpass_kit.masking import mask
-from pitpass_kit.resource import TokenVerifier, VerifiedToken
+from pitpass_kit.resource import BearerMiddleware, TokenVerifier, VerifiedToken
+from pitpass_kit.resource.dependency import install_error_handler
 from tests.e2e.oauth_world import PASSWORD, World, running_world
 from tests.support import live_server
 
@@ -503,6 +514,173 @@ def test_verify_async_fetches_keys_off_the_event_loop(issuer: Issuer, key: ECKey
     first, second = anyio.run(main)
     assert first.subject == second.subject == "100001"
     assert issuer.jwks_fetches == 1 and issuer.jwks_threads[0] != loop_threads[0]
+
+
+# ----- HTTP: the FastAPI dependency and the ASGI middleware ------------------------------
+
+
+def test_the_kit_needs_no_web_framework() -> None:
+    """FastAPI and Starlette are no dependencies of pitpass-kit: importing the resource
+    side, middleware included, imports neither."""
+    probe = (
+        "import sys, pitpass_kit.resource, pitpass_kit.resource.asgi;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('fastapi', 'starlette')))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def fastapi_app(verifier: TokenVerifier, handler: bool = True) -> FastAPI:
+    app = FastAPI()
+    if handler:
+        install_error_handler(app)
+
+    @app.get("/laps")
+    async def laps(
+        token: VerifiedToken = Depends(verifier.dependency("iracing.auth", realm="laps")),
+    ) -> dict[str, Any]:
+        return {"customer_id": token.customer_id, "client_id": token.client_id}
+
+    @app.get("/anyone")
+    def anyone(token: VerifiedToken = Depends(verifier.dependency())) -> dict[str, Any]:
+        return {"sub": token.subject}
+
+    return app
+
+
+def starlette_app(verifier: TokenVerifier) -> BearerMiddleware:
+    async def laps(request: Request) -> JSONResponse:
+        token: VerifiedToken = request.state.token
+        return JSONResponse({"customer_id": token.customer_id, "client_id": token.client_id})
+
+    async def health(_request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    async def live(socket: WebSocket) -> None:
+        await socket.accept()
+        await socket.send_json({"sub": socket.state.token.subject})
+        await socket.close()
+
+    routes = [Route("/laps", laps), Route("/healthz", health), WebSocketRoute("/live", live)]
+    return BearerMiddleware(
+        Starlette(routes=routes),
+        verifier,
+        scopes=["iracing.auth"],
+        realm="laps",
+        public_paths={"/healthz"},
+    )
+
+
+def error_body(status: int, reason: str, error: str, description: str) -> dict[str, Any]:
+    return {
+        "status": status,
+        "status_reason": reason,
+        "error": error,
+        "error_description": description,
+        "error_uri": f"{ISSUER}/book/errors.html#{error}",
+    }
+
+
+@pytest.mark.parametrize("kind", ["fastapi", "asgi"])
+def test_rfc_6750_answers(kind: str, verifier: TokenVerifier, key: ECKey) -> None:
+    app = fastapi_app(verifier) if kind == "fastapi" else starlette_app(verifier)
+    client = TestClient(app)
+
+    def get(authorization: str | None) -> httpx.Response:
+        headers = {} if authorization is None else {"Authorization": authorization}
+        return client.get("/laps", headers=headers)
+
+    ok = get(f"Bearer {mint(key)}")
+    assert ok.status_code == 200 and ok.json() == {"customer_id": 100001, "client_id": "my-app"}
+    assert get(f"bearer  {mint(key)} ").status_code == 200  # the scheme is case-insensitive
+
+    for missing in (None, "Basic dXNlcjpwYXNz"):  # §3.1: no credentials, no error code
+        answer = get(missing)
+        assert answer.status_code == 401
+        assert answer.headers["www-authenticate"] == 'Bearer realm="laps"'
+        assert answer.json() == error_body(
+            401,
+            "Unauthorized",
+            "invalid_token",
+            "this resource needs an access token: send Authorization: Bearer <token>",
+        )
+
+    expired = get(f"Bearer {mint(key, exp=NOW - 60)}")
+    assert expired.status_code == 401
+    assert expired.headers["www-authenticate"] == (
+        'Bearer realm="laps", error="invalid_token", '
+        'error_description="the access token has expired"'
+    )
+    assert expired.json() == error_body(
+        401, "Unauthorized", "invalid_token", "the access token has expired"
+    )
+    assert expired.headers["cache-control"] == "no-store"
+
+    narrow = get(f"Bearer {mint(key, scope='iracing.profile')}")
+    assert narrow.status_code == 403
+    assert narrow.headers["www-authenticate"] == (
+        'Bearer realm="laps", error="insufficient_scope", '
+        'error_description="the access token lacks the scope iracing.auth", '
+        'scope="iracing.auth"'
+    )
+    assert narrow.json() == error_body(
+        403, "Forbidden", "insufficient_scope", "the access token lacks the scope iracing.auth"
+    )
+
+    empty = get("Bearer ")
+    assert empty.status_code == 400
+    assert empty.headers["www-authenticate"] == (
+        'Bearer realm="laps", error="invalid_request", '
+        "error_description=\"the Authorization header is not 'Bearer <token>'\""
+    )
+    twice = client.get(
+        "/laps",
+        headers=[("Authorization", f"Bearer {mint(key)}")] * 2,  # type: ignore[arg-type]
+    )
+    assert twice.status_code == 400 and twice.json()["error"] == "invalid_request"
+
+
+def test_the_fastapi_dependency_without_the_handler_keeps_status_and_challenge(
+    verifier: TokenVerifier, key: ECKey
+) -> None:
+    client = TestClient(fastapi_app(verifier, handler=False))
+    answer = client.get("/laps", headers={"Authorization": f"Bearer {mint(key, iss='x')}"})
+    assert answer.status_code == 401
+    assert answer.headers["www-authenticate"] == (
+        'Bearer realm="laps", error="invalid_token", '
+        'error_description="the access token comes from another issuer"'
+    )
+    assert answer.json()["detail"]["error"] == "invalid_token"  # FastAPI's own wrapping
+    anyone = client.get("/anyone")  # no realm given: none sent
+    assert anyone.status_code == 401 and anyone.headers["www-authenticate"] == "Bearer"
+    assert client.get("/anyone", headers={"Authorization": f"Bearer {mint(key)}"}).json() == {
+        "sub": "100001"
+    }
+
+
+def test_the_middleware_leaves_public_paths_and_guards_websockets(
+    verifier: TokenVerifier, key: ECKey
+) -> None:
+    client = TestClient(starlette_app(verifier))
+    assert client.get("/healthz").json() == {"ok": True}
+    with client.websocket_connect(
+        "/live", headers={"Authorization": f"Bearer {mint(key)}"}
+    ) as socket:
+        assert socket.receive_json() == {"sub": "100001"}
+    with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect("/live"):
+        pass
+    assert refused.value.code == 1008
+
+
+def test_an_unreachable_issuer_is_503_without_a_challenge(
+    issuer: Issuer, key: ECKey, clock: Clock, timer: Clock
+) -> None:
+    issuer.jwks_status = 502
+    client = TestClient(starlette_app(verifier_for(issuer, clock, timer)))
+    answer = client.get("/laps", headers={"Authorization": f"Bearer {mint(key)}"})
+    assert answer.status_code == 503 and "www-authenticate" not in answer.headers
+    assert answer.json()["error"] == "temporarily_unavailable"
 
 
 # ----- a real Pitpass -------------------------------------------------------------------

@@ -32,7 +32,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -298,6 +298,23 @@ class TokenVerifier:
             session_id=session_id if isinstance(session_id, str) else None,
             customer_id=customer_id if type(customer_id) is int else None,
         )
+
+    # ----- for web frameworks -----------------------------------------------------------
+
+    def dependency(
+        self,
+        scopes: Scopes = (),
+        *,
+        introspect: bool | None = None,
+        realm: str | None = None,
+    ) -> Callable[..., Awaitable[VerifiedToken]]:
+        """A FastAPI dependency: `token: VerifiedToken = Depends(verifier.dependency(["s"]))`.
+        Answers RFC 6750 §3's 401, 403 or 400 with `WWW-Authenticate`; for the body, see
+        `pitpass_kit.resource.dependency.install_error_handler`. FastAPI is imported
+        only here: the kit does not depend on it."""
+        from pitpass_kit.resource.dependency import bearer_dependency
+
+        return bearer_dependency(self, scope_set(scopes), introspect, realm)
 
 
 _CLAIM_REJECTIONS = {
