@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from bench import instructions, protocol, registration
+from bench import instructions, protocol, registration, verifier
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -55,8 +55,17 @@ def main(argv: list[str] | None = None) -> None:
     counted.add_argument("--users", type=int, default=16, help="concurrent connections")
     counted.add_argument("--server-cpu", type=int, default=0, help="taskset CPU for the server")
     counted.add_argument("--load-cpu", type=int, default=1, help="CPU for this load generator")
+    verifying = scenarios.add_parser(
+        "verifier",
+        help="pitpass_kit.resource.TokenVerifier on one core: fresh and repeated tokens",
+    )
+    verifying.add_argument("--cpu", type=int, default=0, help="the CPU to pin to")
+    verifying.add_argument("--seconds", type=float, default=3.0, help="time bound per measure")
+    verifying.add_argument(
+        "--tokens", type=int, default=30_000, help="distinct tokens minted for 'fresh'"
+    )
     args = parser.parse_args(argv)
-    if args.scenario is None and args.scenario_name == "protocol":
+    if args.scenario_name == "protocol" and args.scenario is None:
         args.scenario = list(protocol.SCENARIOS)
     if args.scenario_name == "protocol":
         results = protocol.run(
@@ -68,6 +77,8 @@ def main(argv: list[str] | None = None) -> None:
             server_cpu=args.server_cpu,
             load_cpu=args.load_cpu,
         )
+    elif args.scenario_name == "verifier":
+        results = verifier.run(args.cpu, args.seconds, args.tokens)
     elif args.scenario_name == "instructions":
         if hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, {args.load_cpu})

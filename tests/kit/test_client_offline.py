@@ -27,12 +27,14 @@ from pitpass_kit.errors import (
     InvalidScope,
     IssuerMismatch,
     KitError,
+    MissingScope,
     NotSignedIn,
     OAuthError,
     RateLimited,
     ServerError,
     StateMismatch,
     TemporarilyUnavailable,
+    TokenRejected,
 )
 from pitpass_kit.loopback import BrowserTimeout, LoopbackReceiver
 from pitpass_kit.masking import mask
@@ -475,6 +477,12 @@ def test_errors_survive_a_trip_to_another_process() -> None:
     again = pickle.loads(pickle.dumps(limited))  # noqa: S301 (our own bytes)
     assert type(again) is RateLimited and str(again) == str(limited)
     assert again.retry_after == 5.0
+    for refusal in (
+        TokenRejected("aud", "wrong audience"),
+        MissingScope(frozenset("ab"), frozenset("a")),
+    ):
+        copy = pickle.loads(pickle.dumps(refusal))  # noqa: S301 (our own bytes)
+        assert type(copy) is type(refusal) and str(copy) == str(refusal)
 
 
 def test_the_loopback_receiver_ignores_strangers_and_slow_clients() -> None:

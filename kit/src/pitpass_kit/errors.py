@@ -227,3 +227,36 @@ def error_from(
         retry_after=retry_after,
         request_id=headers.get("x-request-id"),
     )
+
+
+# ----- a resource server's refusals (pitpass_kit.resource) ------------------------------
+
+
+class TokenRejected(InvalidToken):
+    """An access token a resource server must refuse (RFC 6750 §3.1 `invalid_token`, HTTP 401).
+
+    `reason` names the rule it broke: `malformed`, `typ`, `alg`, `kid` (no such key in the
+    issuer's JWKS, even after looking again), `signature`, a claim (`iss`, `aud`, `exp`,
+    `nbf`, `iat`, `claims` for a missing or ill-typed one), or `inactive` (introspection
+    said so: revoked, or its session signed out)."""
+
+    def __init__(self, reason: str, description: str) -> None:
+        super().__init__(description, status=401)
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.reason, self.description))
+
+
+class MissingScope(InsufficientScope):
+    """A valid access token without every scope the resource needs (RFC 6750 §3.1, HTTP 403).
+    `required` is what the resource asked for, `missing` what the token lacks."""
+
+    def __init__(self, required: frozenset[str], granted: frozenset[str]) -> None:
+        self.required = tuple(sorted(required))
+        self.missing = tuple(sorted(required - granted))
+        self._granted = granted
+        super().__init__(f"the access token lacks the scope {' '.join(self.missing)}", status=403)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (frozenset(self.required), self._granted))
