@@ -15,6 +15,7 @@ from tests.conftest import Site
 # Chapter → the test that runs its snippets, each against a live server.
 RUN_ELSEWHERE = {
     "kit_client": "tests/kit/test_book_kit.py",
+    "kit_resource": "tests/kit/test_book_kit.py",
     "openid_connect": "tests/integration/test_book_openid_connect.py",
 }
 # Chapter → the test that runs its shell snippets, in order, against a live server.

@@ -11,13 +11,17 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 
+from pitpass_kit.client import OAuthClient
 from tests.book_snippets import python_snippets
 from tests.e2e.oauth_world import STAFF, World
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 # What a reader sees each snippet print, in the chapter's order.
@@ -36,11 +40,10 @@ FORWARD_URL = (
 )
 
 
-def sandbox_env(world: World) -> dict[str, str]:
+def sandbox_env(world: World, email: str, customer_id: int) -> dict[str, str]:
     made = world.server.pitpass(
-        "sandbox", "--json", "--as", STAFF, "--email", "kit.book@example.com",
-        "--customer-id", "777001",
-    )  # fmt: skip
+        "sandbox", "--json", "--as", STAFF, "--email", email, "--customer-id", str(customer_id)
+    )
     assert made.returncode == 0, made.stderr
     sandbox = json.loads(made.stdout)
     return {
@@ -77,18 +80,41 @@ class Reader:
         self.browser = world.browser()
         world.sign_in(self.browser, self.member, password=credentials["MEMBER_PASSWORD"])
 
-    def run(self, number: int, code: str) -> str:
+    def start(self, number: int, code: str, **env: str) -> subprocess.Popen[str]:
         path = self.workdir / f"snippet_{number}.py"
         path.write_text(code)
-        process = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, str(path)],
             cwd=self.workdir,
-            env=self.env,
+            env=self.env | env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
+
+    @contextmanager
+    def serving(self, number: int, code: str) -> Iterator[str]:
+        """A snippet that is a server (`uvicorn.run`), on a free port: its address."""
+        port = free_port()
+        process = self.start(number, code, PORT=str(port))
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 30
+            while True:
+                assert process.poll() is None, process.communicate()
+                with suppress(httpx.TransportError):
+                    httpx.get(base, timeout=1)
+                    break
+                assert time.monotonic() < deadline, "the snippet never started serving"
+                time.sleep(0.1)
+            yield base
+        finally:
+            process.terminate()
+            process.communicate(timeout=30)
+
+    def run(self, number: int, code: str) -> str:
+        process = self.start(number, code)
         if "input(" in code:
             # The paste flow: the snippet prints the address, we sign in and paste back.
             assert process.stdout is not None and process.stdin is not None
@@ -132,10 +158,36 @@ def test_every_kit_snippet_runs_as_printed(world: World, tmp_path: Path) -> None
     assert chapter.status_code == 200
     snippets = python_snippets(chapter.text)
     assert len(snippets) == len(EXPECTED_OUTPUT), "a snippet was added: say what it prints"
-    reader = Reader(world, tmp_path, sandbox_env(world))
+    reader = Reader(world, tmp_path, sandbox_env(world, "kit.book@example.com", 777001))
     for number, (code, expected) in enumerate(zip(snippets, EXPECTED_OUTPUT, strict=True)):
         output = reader.run(number, code)
         if number == 2 and "over the limit" in output:
             continue
         assert expected in output.replace("'", '"'), (number, output)
     assert (tmp_path / "tokens" / "member.json").stat().st_mode & 0o077 == 0
+
+
+def test_every_resource_server_snippet_runs_as_printed(world: World, tmp_path: Path) -> None:
+    chapter = httpx.get(f"{world.issuer}/book/kit_resource.html", timeout=30)
+    assert chapter.status_code == 200
+    verify, fastapi_app, asgi_app = python_snippets(chapter.text)
+    credentials = sandbox_env(world, "kit.resource@example.com", 777002)
+    reader = Reader(world, tmp_path, credentials)
+
+    printed = reader.run(0, verify)
+    assert "customer 777002, app " in printed and "scopes ['iracing.auth']" in printed
+    assert "refused: insufficient_scope, missing iracing.profile" in printed
+
+    member = OAuthClient(world.issuer, credentials["CLIENT_ID"], credentials["CLIENT_SECRET"])
+    member.password_limited(credentials["MEMBER_EMAIL"], credentials["MEMBER_PASSWORD"])
+    for number, code in ((1, fastapi_app), (2, asgi_app)):
+        with reader.serving(number, code) as api:
+            laps = httpx.get(f"{api}/laps", auth=member.auth(), timeout=10)
+            assert laps.json() == {"customer_id": 777002, "laps": []}, (number, laps.text)
+            anonymous = httpx.get(f"{api}/laps", timeout=10)
+            assert anonymous.status_code == 401
+            # RFC 6750 §3.1: no credentials, so no error code in the challenge.
+            assert anonymous.headers["www-authenticate"] == "Bearer"
+            forged = httpx.get(f"{api}/laps", headers={"Authorization": "Bearer x.y.z"})
+            assert 'error="invalid_token"' in forged.headers["www-authenticate"]
+            assert forged.json()["error"] == "invalid_token"

@@ -38,6 +38,7 @@ ORDER = (
     "workflows_overview",
     "sessions_overview",
     "kit_client",
+    "kit_resource",
 )
 
 

@@ -137,6 +137,8 @@ def _client(ctx: AppContext, db: Session, owner: Member, staff: Member) -> tuple
         developer_url="https://example.com",  # RFC 2606: a name reserved for examples
         developer_email=owner.email,
         redirect_uris=[REDIRECT_URI],
+        # Every API of this deployment: the developer can call them all at once.
+        audiences=list(ctx.settings.profile.audiences),
     )
     issued = clients_service.create_client(ctx, db, details, staff, owner=owner)
     assert issued.secret is not None  # a server-side client always gets one
