@@ -9,12 +9,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from alembic import command
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from pitpass.db.engine import make_engine
-from pitpass.db.migrate import upgrade
-from pitpass.db.models import Client, Member, OAuthSession, utcnow
+from pitpass.db.migrate import alembic_config, upgrade
+from pitpass.db.models import Client, Member, OAuthSession, WebSession, utcnow
 from tests.support import postgres_database
 
 
@@ -71,4 +72,45 @@ def test_0004_extends_live_sessions_to_their_access_token(database_url: str) -> 
         assert live is not None and signed_out is not None
         assert live.expires_at == last + timedelta(seconds=600)
         assert signed_out.expires_at == last  # what is over stays over
+    engine.dispose()
+
+
+def test_downgrades_work_on_a_database_in_use(database_url: str) -> None:
+    """A downgrade keeps the rows in use: nothing that points at a member or a web session
+    is lost on the way (on SQLite, a table rebuild would cascade-delete them)."""
+    engine = make_engine(database_url)
+    upgrade(engine)
+    now = utcnow()
+    with Session(engine) as db, db.begin():
+        member = Member(email="a@example.com", display_name="A", customer_id=1, password_hash="x")
+        db.add(member)
+        db.flush()
+        web = WebSession(token_hash="h" * 64, member_id=member.id, expires_at=now)
+        client = Client(
+            client_id="c",
+            name="C",
+            name_key="c",
+            client_type="server-side",
+            flows=["authorization_code"],
+            developer_email="d@example.com",
+            redirect_uris=[],
+            audiences=[],
+        )
+        db.add_all([web, client])
+        db.flush()
+        db.add(
+            OAuthSession(
+                id="s",
+                member_id=member.id,
+                client_pk=client.id,
+                scope="openid",
+                auth_time=now,
+                expires_at=now,
+                web_session_id=web.id,
+            )
+        )
+    command.downgrade(alembic_config(engine), "0005")
+    upgrade(engine)
+    with Session(engine) as db:
+        assert db.get(OAuthSession, "s") is not None
     engine.dispose()

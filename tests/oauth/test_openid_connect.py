@@ -206,7 +206,7 @@ class TestAuthorizationRequest:
     @pytest.mark.parametrize(
         ("params", "error", "fragment"),
         [
-            ({"nonce": ""}, "invalid_request", "nonce is empty"),
+            ({"prompt": "login\tconsent"}, "invalid_request", "not supported"),
             ({"nonce": "x" * 256}, "invalid_request", "longer than 255"),
             ({"max_age": "-1"}, "invalid_request", "max_age must be"),
             ({"max_age": "soon"}, "invalid_request", "max_age must be"),

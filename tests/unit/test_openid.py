@@ -60,12 +60,14 @@ class TestPrompt:
             openid.parse_prompt(raw, openid=True)
 
 
-@pytest.mark.parametrize(("raw", "expected"), [(None, None), ("0", 0), ("3600", 3600)])
+@pytest.mark.parametrize(
+    ("raw", "expected"), [(None, None), ("", None), ("0", 0), ("3600", 3600), ("0060", 60)]
+)
 def test_max_age_is_seconds(raw: str | None, expected: int | None) -> None:
     assert openid.parse_max_age(raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["", "-1", "1.5", "abc", " 5", "\uff15", "1e3", "9" * 11])
+@pytest.mark.parametrize("raw", ["-1", "1.5", "abc", " 5", "\uff15", "1e3"])
 def test_max_age_that_is_not_a_count_of_seconds_is_refused(raw: str) -> None:
     with pytest.raises(ValueError, match="max_age must be a number of seconds"):
         openid.parse_max_age(raw)
@@ -73,6 +75,7 @@ def test_max_age_that_is_not_a_count_of_seconds_is_refused(raw: str) -> None:
 
 def test_a_huge_max_age_means_any_sign_in() -> None:
     assert openid.parse_max_age("9999999999") == openid.MAX_AGE_LIMIT
+    assert openid.parse_max_age("9" * 5000) == openid.MAX_AGE_LIMIT
 
 
 def test_max_age_compares_with_the_sign_in_time() -> None:
@@ -89,8 +92,7 @@ def test_nonce_is_kept_as_sent_within_bounds() -> None:
     assert openid.checked_nonce("x" * openid.MAX_NONCE_LENGTH) == "x" * 255
     with pytest.raises(ValueError, match="longer than 255"):
         openid.checked_nonce("x" * 256)
-    with pytest.raises(ValueError, match="nonce is empty"):
-        openid.checked_nonce("")
+    assert openid.checked_nonce("") is None  # RFC 6749 §3.1: an empty value is omitted
 
 
 def facts(nonce: str | None) -> IdTokenFacts:

@@ -56,7 +56,8 @@ def parse_prompt(raw: str | None, openid: bool) -> Prompt:
     """`prompt` as the request means it. Without `openid`, the reference service's reading:
     only `verify` has a meaning and any other value is ignored (PRODUCT.md §4). With it,
     §3.1.2.1's values (and `verify`); anything else is refused (ValueError)."""
-    values = (raw or "").split()
+    # Space-delimited (§3.1.2.1), ASCII space only: a tab is part of a (refused) value.
+    values = [value for value in (raw or "").split(" ") if value]
     if not openid:
         return Prompt(verify=PROMPT_VERIFY in values)
     for value in values:
@@ -73,20 +74,23 @@ def parse_prompt(raw: str | None, openid: bool) -> Prompt:
 
 
 def parse_max_age(raw: str | None) -> int | None:
-    """§3.1.2.1 `max_age`: seconds, a non-negative integer; None when absent."""
-    if raw is None:
+    """§3.1.2.1 `max_age`: seconds, a non-negative integer; None when absent or empty
+    (RFC 6749 §3.1: a parameter without a value is treated as omitted). Any larger value
+    means the same as MAX_AGE_LIMIT."""
+    if not raw:
         return None
-    if not raw.isascii() or not raw.isdigit() or len(raw) > len(str(MAX_AGE_LIMIT)):
+    if not raw.isascii() or not raw.isdigit():
         raise ValueError("max_age must be a number of seconds (0 or more)")
-    return min(int(raw), MAX_AGE_LIMIT)
+    digits = raw.lstrip("0") or "0"
+    if len(digits) > len(str(MAX_AGE_LIMIT)):
+        return MAX_AGE_LIMIT
+    return min(int(digits), MAX_AGE_LIMIT)
 
 
 def checked_nonce(raw: str | None) -> str | None:
     """§3.1.2.1 `nonce`: returned unchanged in the ID token, so stored with the code."""
-    if raw is None:
-        return None
     if not raw:
-        raise ValueError("nonce is empty: leave it out or send a random value")
+        return None  # RFC 6749 §3.1: a parameter without a value is treated as omitted
     if len(raw) > MAX_NONCE_LENGTH:
         raise ValueError(f"nonce is longer than {MAX_NONCE_LENGTH} characters")
     return raw

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from pitpass.core import openid, pkce, policy
 from pitpass.core.openid import Prompt
+from pitpass.core.paths import MAX_NEXT_PATH
 from pitpass.core.policy import OAuthError, ScopeRefused
 from pitpass.core.redirect_uris import redirect_uri_matches
 from pitpass.db.models import Consent, Member, WebSession, utcnow
@@ -254,6 +255,18 @@ def _signin_first(
         )
         flag = "&again=1"
     next_path = f"{request.url.path}?{urlencode(params)}"
+    if len(next_path) > MAX_NEXT_PATH:
+        # Sign-in could not bring the member back here: say so, not drop the request.
+        return redirect_error(
+            runtime.issuer,
+            auth.redirect_uri,
+            OAuthError(
+                "invalid_request",
+                f"the request is too long to carry through sign-in ({len(next_path)} of "
+                f"{MAX_NEXT_PATH} characters once encoded): shorten state or nonce",
+            ),
+            auth.state,
+        )
     return RedirectResponse(signin_url(next_path) + flag, status_code=303)
 
 

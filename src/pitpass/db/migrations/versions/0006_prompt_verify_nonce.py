@@ -29,5 +29,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("web_sessions") as batch:
-        batch.drop_column("prompt_verify_nonce")
+    # A plain DROP COLUMN (SQLite 3.35+): a batch rebuild of a table other rows point at
+    # fails with foreign keys on, as soon as there is data.
+    op.drop_column("web_sessions", "prompt_verify_nonce")

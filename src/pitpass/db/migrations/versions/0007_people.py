@@ -99,8 +99,7 @@ def downgrade() -> None:
     op.drop_table("recovery_codes")
     op.drop_table("email_changes")
     op.drop_table("password_resets")
-    with op.batch_alter_table("members") as batch:
-        batch.drop_column("deleted_at")
-        batch.drop_column("totp_last_step")
-        batch.drop_column("totp_enabled_at")
-        batch.drop_column("totp_secret_sealed")
+    # Plain DROP COLUMNs (SQLite 3.35+): a batch rebuild drops `members`, and with foreign
+    # keys on that deletes every row pointing at a member (their sessions, say).
+    for column in ("deleted_at", "totp_last_step", "totp_enabled_at", "totp_secret_sealed"):
+        op.drop_column("members", column)
