@@ -104,6 +104,7 @@ class Issuer:
         self.jwks_fetches = 0
         self.jwks_threads: list[int] = []
         self.jwks_status = 200
+        self.jwks_gate: threading.Event | None = None  # when set, a fetch waits for it
         self.active: dict[str, bool] = {}
         self.introspections: list[dict[str, str]] = []
 
@@ -111,6 +112,8 @@ class Issuer:
         if request.url.path == "/oauth2/jwks":
             self.jwks_fetches += 1
             self.jwks_threads.append(threading.get_ident())
+            if self.jwks_gate is not None:
+                self.jwks_gate.wait(timeout=10)
             if self.jwks_status != 200:
                 return httpx.Response(self.jwks_status)
             return httpx.Response(200, json={"keys": [public_jwk(k) for k in self.keys]})
@@ -417,6 +420,35 @@ def test_unknown_kids_from_many_threads_fetch_once(issuer: Issuer, key: ECKey) -
     for thread in threads:
         thread.join()
     assert reasons == ["kid"] * 16 and issuer.jwks_fetches == 1
+
+
+def test_a_token_arriving_during_the_first_fetch_waits_for_its_keys(
+    issuer: Issuer, key: ECKey
+) -> None:
+    """The first fetch marks its attempt before the keys arrive; a second token in that
+    window must wait for them, not answer 503 from the empty set (a CI failure)."""
+    verifier = verifier_for(issuer, Clock(NOW), Clock(1000.0))
+    issuer.jwks_gate = threading.Event()
+    outcomes: list[str] = []
+
+    def attempt() -> None:
+        try:
+            outcomes.append(verifier.verify(mint(key)).subject)
+        except Exception as error:  # recorded, so the assertion shows it
+            outcomes.append(repr(error))
+
+    first = threading.Thread(target=attempt)
+    first.start()
+    while issuer.jwks_fetches == 0:  # the first fetch is under way, held at the gate
+        threading.Event().wait(0.001)
+    second = threading.Thread(target=attempt)
+    second.start()
+    second.join(timeout=0.2)
+    waited = second.is_alive()
+    issuer.jwks_gate.set()
+    first.join()
+    second.join()
+    assert waited and outcomes == ["100001", "100001"] and issuer.jwks_fetches == 1
 
 
 # ----- repeated tokens ------------------------------------------------------------------

@@ -77,7 +77,14 @@ class JwksCache:
             if not may_block:
                 raise WouldBlock
             self._refresh(attempted)
-            keys = self._keys
+        elif self._lock.locked():
+            # Another thread's fetch is under way (it set `_attempted_at` first): wait
+            # for its answer rather than answer from the set it is replacing.
+            if not may_block:
+                raise WouldBlock
+            with self._lock:
+                pass
+        keys = self._keys
         if keys is None:
             raise TemporarilyUnavailable(
                 f"the issuer's keys could not be fetched from {self.uri}: {self._failure}",
