@@ -4,11 +4,14 @@ own SQL, so each rule that lives in that SQL is proved on SQLite and on PostgreS
 from __future__ import annotations
 
 import asyncio
+import re
+import sqlite3
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
 import jwt
+import pytest
 from sqlalchemy import select
 
 from pitpass.core import policy
@@ -252,3 +255,62 @@ def test_revoke_current_can_forget_the_browser_the_member_signed_in_with(site: S
     assert remembered_revoked()
     session_id = session_of(tokens["access_token"])
     assert on_store(site, lambda store, db: store.session(db, session_id)).revoked
+
+
+def test_every_protocol_statement_finds_its_rows_by_an_index(
+    sqlite_site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The token, introspection and revocation endpoints' statements, as SQLite runs them,
+    read no table from end to end: each costs the same with a million sessions as with
+    ten. (Refreshing once listed every live session: `IN (SELECT id …)`, issue #14.)"""
+    site = sqlite_site
+    store = site.app.state.oauth.store
+    executed: list[str] = []
+    cursor_of = store._cursor
+
+    def traced_cursor() -> sqlite3.Cursor:
+        cursor: sqlite3.Cursor = cursor_of()
+        cursor.connection.set_trace_callback(executed.append)
+        return cursor
+
+    monkeypatch.setattr(store, "_cursor", traced_cursor)
+    client_id, secret, member_id = issue(site)
+    _other_id, other_secret, client_pk = new_client(site, "Data Tool", ["password_limited"])
+    with site.context.session() as db:
+        db.add(AccessListEntry(client_pk=client_pk, member_id=member_id, accepted_at=utcnow()))
+    browser = site.browser()
+    tokens = redeem(browser, client_id, secret, mint_code(site, client_id, member_id)).json()
+    fresh = refresh(browser, client_id, secret, tokens["refresh_token"]).json()
+    form = {"client_id": client_id, "client_secret": secret}
+    for token in (fresh["access_token"], fresh["refresh_token"]):
+        assert browser.post("/oauth2/introspect", data={"token": token, **form}).status_code == 200
+    assert refresh(browser, client_id, secret, fresh["refresh_token"]).status_code == 200
+    # The first token again, its successor used: a reuse, which ends the session.
+    reused = refresh(browser, client_id, secret, tokens["refresh_token"])
+    assert reused.json()["error"] == "invalid_grant"
+    granted = password_limited(browser, _other_id, other_secret, "ana@example.com")
+    assert granted.status_code == 200, granted.text
+    revoked = browser.post(
+        "/oauth2/revoke",
+        data={
+            "token": granted.json()["refresh_token"],
+            "client_id": _other_id,
+            "client_secret": other_secret,
+        },
+    )
+    assert revoked.status_code == 200
+    statements = {s for s in executed if s.split(None, 1)[0].upper() in PLANNED}
+    assert len(statements) >= 10  # every kind of statement above was seen
+    planner = sqlite3.connect(site.context.settings.database_url.removeprefix("sqlite:///"))
+    try:
+        scans = {
+            statement: [row[3] for row in planner.execute(f"EXPLAIN QUERY PLAN {statement}")]
+            for statement in statements
+        }
+    finally:
+        planner.close()
+    assert {s: plan for s, plan in scans.items() if any(TABLE_SCAN.match(p) for p in plan)} == {}
+
+
+PLANNED = {"SELECT", "UPDATE", "INSERT", "DELETE", "WITH"}
+TABLE_SCAN = re.compile(r"SCAN (?!CONSTANT ROW)")  # a full read of a table or an index

@@ -108,10 +108,13 @@ SELECT_REFRESH_STATE = (
 )
 INSERT_REFRESH_INTO = "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at)"
 # A refresh token is spent only while its session stands: a sign-out racing a refresh wins.
+# A correlated EXISTS looks up the one session by its key; `session_id IN (SELECT id …
+# WHERE revoked_at IS NULL)` made SQLite list every live session on each refresh.
 SPEND_REFRESH = (
     "UPDATE refresh_tokens SET {assignments} WHERE token_hash = :spent_hash "
     "AND used_at IS NULL AND expires_at > :now "
-    "AND session_id IN (SELECT id FROM oauth_sessions WHERE revoked_at IS NULL) "
+    "AND EXISTS (SELECT 1 FROM oauth_sessions s WHERE s.id = refresh_tokens.session_id "
+    "AND s.revoked_at IS NULL) "
     "RETURNING session_id"
 )
 MARK_REFRESH_SPENT = SPEND_REFRESH.format(assignments="used_at = :now")
