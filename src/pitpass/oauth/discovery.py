@@ -8,10 +8,11 @@ from typing import Any
 
 import anyio
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from pitpass.config import Settings
 from pitpass.core import openid, policy
+from pitpass.http.json_body import FastJSONResponse
 from pitpass.oauth.access_tokens import jwks_document
 from pitpass.oauth.runtime import OAuthRuntime
 from pitpass.services import keys
@@ -60,13 +61,13 @@ def openid_configuration_document(settings: Settings) -> dict[str, Any]:
 
 
 async def metadata(request: Request, runtime: OAuthRuntime) -> Response:
-    return JSONResponse(
+    return FastJSONResponse(
         metadata_document(runtime.ctx.settings), headers={"Cache-Control": "public, max-age=300"}
     )
 
 
 async def openid_configuration(request: Request, runtime: OAuthRuntime) -> Response:
-    return JSONResponse(
+    return FastJSONResponse(
         openid_configuration_document(runtime.ctx.settings),
         headers={"Cache-Control": "public, max-age=300"},
     )
@@ -74,7 +75,7 @@ async def openid_configuration(request: Request, runtime: OAuthRuntime) -> Respo
 
 async def jwks(request: Request, runtime: OAuthRuntime) -> Response:
     document = await anyio.to_thread.run_sync(_jwks_document, runtime)
-    return JSONResponse(document, headers={"Cache-Control": "public, max-age=60"})
+    return FastJSONResponse(document, headers={"Cache-Control": "public, max-age=60"})
 
 
 def _jwks_document(runtime: OAuthRuntime) -> dict[str, Any]:

@@ -4,11 +4,12 @@ authenticate as one."""
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from pitpass.core import policy
 from pitpass.core.policy import OAuthError
 from pitpass.db.models import utcnow
+from pitpass.http.json_body import FastJSONResponse
 from pitpass.oauth.client_auth import authenticate_client
 from pitpass.oauth.requests import caller_of, read_form
 from pitpass.oauth.responses import NO_STORE
@@ -17,7 +18,7 @@ from pitpass.oauth.runtime import OAuthRuntime
 
 def _inactive() -> Response:
     """RFC 7662 §2.2: whatever the reason, an unusable token is only `active: false`."""
-    return JSONResponse({"active": False}, headers=NO_STORE)
+    return FastJSONResponse({"active": False}, headers=NO_STORE)
 
 
 async def introspect(request: Request, runtime: OAuthRuntime) -> Response:
@@ -39,7 +40,9 @@ async def introspect(request: Request, runtime: OAuthRuntime) -> Response:
             session = await store.liveness(db, str(claims.get("session_id")))
         if session is None or policy.why_not_live(session, now) is not None:
             return _inactive()
-        return JSONResponse({"active": True, "token_type": "Bearer", **claims}, headers=NO_STORE)
+        return FastJSONResponse(
+            {"active": True, "token_type": "Bearer", **claims}, headers=NO_STORE
+        )
     async with store.connection() as db:
         state = await store.refresh_state(db, runtime.refresh_hash(token))
     if state is None or state.session.client_pk != client.pk:
@@ -47,7 +50,7 @@ async def introspect(request: Request, runtime: OAuthRuntime) -> Response:
     usable = state.used_at is None and state.expires_at > now
     if not usable or not policy.session_is_live(state.session, now):
         return _inactive()
-    return JSONResponse(
+    return FastJSONResponse(
         {
             "active": True,
             "token_type": "refresh_token",

@@ -9,11 +9,12 @@ from typing import Any
 
 import anyio
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from pitpass.core import openid, policy
 from pitpass.core.policy import OAuthError, SignOutReason
 from pitpass.db.models import Client, OAuthSession, RememberedBrowser, WebSession, utcnow
+from pitpass.http.json_body import FastJSONResponse
 from pitpass.oauth.bearer import bearer
 from pitpass.oauth.requests import read_form
 from pitpass.oauth.responses import NO_STORE
@@ -27,7 +28,7 @@ async def profile(request: Request, runtime: OAuthRuntime) -> Response:
     """`GET /oauth2/iracing/profile`: the member's name and customer id."""
     caller = await bearer(request, runtime, needs_scope=runtime.ctx.settings.profile.identity_scope)
     member = caller.session.member
-    return JSONResponse(
+    return FastJSONResponse(
         {"iracing_name": member.display_name, "iracing_cust_id": member.customer_id}
     )
 
@@ -44,7 +45,7 @@ async def userinfo(request: Request, runtime: OAuthRuntime) -> Response:
         member.display_name,
         runtime.ctx.settings.profile,
     )
-    return JSONResponse(claims, headers=NO_STORE)
+    return FastJSONResponse(claims, headers=NO_STORE)
 
 
 def _epoch(moment: datetime | None) -> int | None:
@@ -95,7 +96,7 @@ async def sessions(request: Request, runtime: OAuthRuntime) -> Response:
     caller = await bearer(request, runtime)
     # The ORM's queries run in a worker thread: the loop also serves the token endpoint.
     views = await anyio.to_thread.run_sync(_live_session_views, runtime, caller.session)
-    return JSONResponse({"sessions": views}, headers=NO_STORE)
+    return FastJSONResponse({"sessions": views}, headers=NO_STORE)
 
 
 def _live_session_views(runtime: OAuthRuntime, current: SessionRecord) -> list[dict[str, Any]]:

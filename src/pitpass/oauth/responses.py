@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from pitpass.core.policy import ERRORS, OAuthError, error_uri
+from pitpass.http.json_body import FastJSONResponse
 from pitpass.oauth.runtime import OAuthRuntime, runtime_of
 from pitpass.services.outages import UNAVAILABLE_ERRORS, description, unavailable_kind
 
@@ -68,7 +69,7 @@ def json_error(issuer: str, error: OAuthError) -> JSONResponse:
     headers = NO_STORE | error.headers
     if error.error in BEARER_ERRORS:
         headers["WWW-Authenticate"] = www_authenticate(error)
-    return JSONResponse(body, status_code=rule.status, headers=headers)
+    return FastJSONResponse(body, status_code=rule.status, headers=headers)
 
 
 def method_not_allowed(issuer: str, allowed: Iterable[str]) -> JSONResponse:
@@ -77,7 +78,7 @@ def method_not_allowed(issuer: str, allowed: Iterable[str]) -> JSONResponse:
     allow = ", ".join(sorted(allowed))
     description = f"this endpoint answers {allow} only"
     body = _error_body(issuer, 405, "Method Not Allowed", "invalid_request", description)
-    return JSONResponse(body, status_code=405, headers=NO_STORE | {"Allow": allow})
+    return FastJSONResponse(body, status_code=405, headers=NO_STORE | {"Allow": allow})
 
 
 def with_query(uri: str, params: dict[str, str]) -> str:

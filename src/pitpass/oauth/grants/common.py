@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse
 
 from pitpass.core import openid
 from pitpass.core.policy import OAuthError
+from pitpass.http.json_body import FastJSONResponse
 from pitpass.oauth.requests import Caller
 from pitpass.oauth.responses import NO_STORE
 from pitpass.oauth.runtime import OAuthRuntime
@@ -58,7 +59,7 @@ def token_response(
                 nonce=nonce,
             )
         )
-    return JSONResponse(body, headers=NO_STORE | caller.headers)
+    return FastJSONResponse(body, headers=NO_STORE | caller.headers)
 
 
 def new_refresh(
