@@ -6,6 +6,7 @@ server's peak memory where it was."""
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -183,6 +184,35 @@ class TestPipelining:
             time.sleep(HEADER_TIMEOUT * 3)
             answer = _answer(sock)  # all the answers, then the close once idle
         assert answer.count(b"HTTP/1.1 200 ") == count
+
+
+class TestAnswers:
+    """The coalesced writes (serving.CoalescedWrites) lose and reorder nothing."""
+
+    def test_pipelined_requests_are_answered_whole_and_in_order(self, server: LiveServer) -> None:
+        form = b"grant_type=nothing"
+        token = (
+            b"POST /oauth2/token HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(form), form)
+        )
+        last = b"GET /oauth2/jwks HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        with _connect(server) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + token + last)
+            answer = _answer(sock)
+        statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)
+        assert statuses == [b"200", b"400", b"200"], answer
+        assert b'"error":"unsupported_grant_type"' in answer
+        assert answer.endswith(b"]}")  # the key set, whole, before the close
+
+    def test_a_static_file_streamed_in_chunks_arrives_whole(self, server: LiveServer) -> None:
+        with _connect(server) as sock:
+            request = b"GET /static/pitpass.css HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            sock.sendall(request)
+            answer = _answer(sock)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        length = int(re.search(rb"content-length: (\d+)", head, re.IGNORECASE)[1])  # type: ignore[index]
+        assert _status_of(answer) == 200 and len(body) == length > 0
 
 
 def _peak_rss_kib(server: LiveServer) -> int:
