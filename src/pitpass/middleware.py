@@ -7,8 +7,8 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Iterable
 
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,6 +34,14 @@ PAGE_CSP = (
 DOCS_CSP = PAGE_CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'").replace(
     "style-src 'self'", "style-src 'self' 'unsafe-inline'"
 )
+
+
+# What RequestContextMiddleware adds to an answer that has not set its own.
+EVERY_ANSWER = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"))
+_PAGE_ONLY = ((b"x-frame-options", b"DENY"), (b"cache-control", b"no-store"))
+PAGE = ((b"content-security-policy", PAGE_CSP.encode()), *_PAGE_ONLY)
+DOCS_PAGE = ((b"content-security-policy", DOCS_CSP.encode()), *_PAGE_ONLY)
+HSTS = ((b"strict-transport-security", b"max-age=31536000"),)
 
 
 # Pages' forms and the API's JSON are a few KiB; the protocol has its own 16 KiB
@@ -141,17 +149,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 status_started = True
-                headers = MutableHeaders(scope=message)
-                headers["x-request-id"] = request_id
-                headers.setdefault("x-content-type-options", "nosniff")
-                headers.setdefault("referrer-policy", "no-referrer")
-                if headers.get("content-type", "").startswith("text/html"):
-                    is_docs = scope.get("path") == "/docs"
-                    headers.setdefault("content-security-policy", DOCS_CSP if is_docs else PAGE_CSP)
-                    headers.setdefault("x-frame-options", "DENY")
-                    headers.setdefault("cache-control", "no-store")
-                if self.hsts:
-                    headers.setdefault("strict-transport-security", "max-age=31536000")
+                message["headers"] = self._headers(message.get("headers", ()), request_id, scope)
             await send(message)
 
         try:
@@ -183,6 +181,31 @@ class RequestContextMiddleware:
                 },
             )
             request_id_var.reset(token)
+
+    def _headers(
+        self, raw: Iterable[tuple[bytes, bytes]], request_id: str, scope: Scope
+    ) -> list[tuple[bytes, bytes]]:
+        """The response's headers with ours: `x-request-id` replaced, the security
+        headers added where the response has not set its own. One pass over the list
+        (names are lower-case in ASGI), as this runs for every answer of the hot path."""
+        headers: list[tuple[bytes, bytes]] = []
+        present: set[bytes] = set()
+        html = False
+        for name, value in raw:
+            if name == b"x-request-id":
+                continue
+            if name == b"content-type":
+                html = value.startswith(b"text/html")
+            present.add(name)
+            headers.append((name, value))
+        headers.append((b"x-request-id", request_id.encode("latin-1")))
+        defaults: tuple[tuple[bytes, bytes], ...] = EVERY_ANSWER
+        if html:
+            defaults += DOCS_PAGE if scope.get("path") == "/docs" else PAGE
+        if self.hsts:
+            defaults += HSTS
+        headers.extend(header for header in defaults if header[0] not in present)
+        return headers
 
     async def _refuse_nul(self, scope: Scope, send: Send) -> None:
         """A NUL (`%00`) in the URL is the client's mistake on every route: no id, name or
