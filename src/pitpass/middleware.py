@@ -37,11 +37,15 @@ DOCS_CSP = PAGE_CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inli
 
 
 # What RequestContextMiddleware adds to an answer that has not set its own.
-EVERY_ANSWER = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"))
+Headers = tuple[tuple[bytes, bytes], ...]
+EVERY_ANSWER: Headers = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+)
 _PAGE_ONLY = ((b"x-frame-options", b"DENY"), (b"cache-control", b"no-store"))
 PAGE = ((b"content-security-policy", PAGE_CSP.encode()), *_PAGE_ONLY)
 DOCS_PAGE = ((b"content-security-policy", DOCS_CSP.encode()), *_PAGE_ONLY)
-HSTS = ((b"strict-transport-security", b"max-age=31536000"),)
+HSTS: Headers = ((b"strict-transport-security", b"max-age=31536000"),)
 
 
 # Pages' forms and the API's JSON are a few KiB; the protocol has its own 16 KiB
@@ -124,9 +128,13 @@ class RequestContextMiddleware:
         self, app: ASGIApp, *, hsts: bool = False, issuer: str = "", issuer_path: str = "/oauth2"
     ) -> None:
         self.app = app
-        self.hsts = hsts
         self.issuer = issuer
         self.issuer_path = issuer_path.rstrip("/") + "/"
+        # The headers an answer gets unless it set its own, by kind of answer.
+        every = EVERY_ANSWER + (HSTS if hsts else ())
+        self.defaults_for_data = every
+        self.defaults_for_page = every + PAGE
+        self.defaults_for_docs = every + DOCS_PAGE
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -199,11 +207,10 @@ class RequestContextMiddleware:
             present.add(name)
             headers.append((name, value))
         headers.append((b"x-request-id", request_id.encode("latin-1")))
-        defaults: tuple[tuple[bytes, bytes], ...] = EVERY_ANSWER
+        defaults = self.defaults_for_data
         if html:
-            defaults += DOCS_PAGE if scope.get("path") == "/docs" else PAGE
-        if self.hsts:
-            defaults += HSTS
+            is_docs = scope.get("path") == "/docs"
+            defaults = self.defaults_for_docs if is_docs else self.defaults_for_page
         headers.extend(header for header in defaults if header[0] not in present)
         return headers
 

@@ -203,7 +203,7 @@ def test_a_password_limited_token_carries_the_member_found_by_email(site: Site) 
 
 def test_rfc7009_revocation_is_for_the_client_the_token_was_issued_to(site: Site) -> None:
     client_id, secret, member_id = issue(site)
-    other_id, other_secret, _pk = new_client(site, "Other Client", ["authorization_code"])
+    other_id, tool_secret, _pk = new_client(site, "Other Client", ["authorization_code"])
     browser = site.browser()
     tokens = redeem(browser, client_id, secret, mint_code(site, client_id, member_id)).json()
     session_id = session_of(tokens["access_token"])
@@ -212,7 +212,7 @@ def test_rfc7009_revocation_is_for_the_client_the_token_was_issued_to(site: Site
         form = {"client_id": as_client, "client_secret": as_secret}
         return browser.post("/oauth2/revoke", data={"token": tokens["refresh_token"], **form})
 
-    stolen = revoke(other_id, other_secret)
+    stolen = revoke(other_id, tool_secret)
     assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant"
     assert not on_store(site, lambda store, db: store.session(db, session_id)).revoked
     assert revoke(client_id, secret).status_code == 200
@@ -257,6 +257,11 @@ def test_revoke_current_can_forget_the_browser_the_member_signed_in_with(site: S
     assert on_store(site, lambda store, db: store.session(db, session_id)).revoked
 
 
+# What SQLite's planner is asked about, and a plan line that reads a whole table or index.
+PLANNED = {"SELECT", "UPDATE", "INSERT", "DELETE", "WITH"}
+TABLE_SCAN = re.compile(r"SCAN (?!CONSTANT ROW)")  # a full read of a table or an index
+
+
 def test_every_protocol_statement_finds_its_rows_by_an_index(
     sqlite_site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -275,7 +280,7 @@ def test_every_protocol_statement_finds_its_rows_by_an_index(
 
     monkeypatch.setattr(store, "_cursor", traced_cursor)
     client_id, secret, member_id = issue(site)
-    _other_id, other_secret, client_pk = new_client(site, "Data Tool", ["password_limited"])
+    tool_id, tool_secret, client_pk = new_client(site, "Data Tool", ["password_limited"])
     with site.context.session() as db:
         db.add(AccessListEntry(client_pk=client_pk, member_id=member_id, accepted_at=utcnow()))
     browser = site.browser()
@@ -288,14 +293,14 @@ def test_every_protocol_statement_finds_its_rows_by_an_index(
     # The first token again, its successor used: a reuse, which ends the session.
     reused = refresh(browser, client_id, secret, tokens["refresh_token"])
     assert reused.json()["error"] == "invalid_grant"
-    granted = password_limited(browser, _other_id, other_secret, "ana@example.com")
+    granted = password_limited(browser, tool_id, tool_secret, "ana@example.com")
     assert granted.status_code == 200, granted.text
     revoked = browser.post(
         "/oauth2/revoke",
         data={
             "token": granted.json()["refresh_token"],
-            "client_id": _other_id,
-            "client_secret": other_secret,
+            "client_id": tool_id,
+            "client_secret": tool_secret,
         },
     )
     assert revoked.status_code == 200
@@ -310,7 +315,3 @@ def test_every_protocol_statement_finds_its_rows_by_an_index(
     finally:
         planner.close()
     assert {s: plan for s, plan in scans.items() if any(TABLE_SCAN.match(p) for p in plan)} == {}
-
-
-PLANNED = {"SELECT", "UPDATE", "INSERT", "DELETE", "WITH"}
-TABLE_SCAN = re.compile(r"SCAN (?!CONSTANT ROW)")  # a full read of a table or an index
