@@ -1,0 +1,62 @@
+"""The harness's `mint_codes` command for the floor: `python mint.py N REDIRECT_URI` stores
+N unspent codes with S256 challenges in FLOOR_DB and prints them as the harness wants,
+a JSON list of {"code", "code_verifier"}. `python mint.py --reset` makes an empty database."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+import sqlite3
+import sys
+import uuid
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE codes (code_hash TEXT PRIMARY KEY, session_id TEXT NOT NULL,
+    challenge TEXT NOT NULL, redirect_uri TEXT NOT NULL, consumed_at INTEGER);
+CREATE TABLE sessions (id TEXT PRIMARY KEY, created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL);
+CREATE TABLE refresh_tokens (token_hash TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL REFERENCES sessions (id), expires_at INTEGER NOT NULL);
+"""
+
+
+def s256(verifier: str) -> str:
+    """The S256 code challenge of a verifier (RFC 7636 §4.2)."""
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def reset(path: Path) -> None:
+    for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        stale.unlink(missing_ok=True)
+    with sqlite3.connect(path) as database:
+        database.execute("PRAGMA journal_mode=WAL")
+        database.executescript(SCHEMA)
+
+
+def mint(path: Path, count: int, redirect_uri: str) -> list[dict[str, str]]:
+    minted, rows = [], []
+    for _ in range(count):
+        code, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(48)
+        code_hash = hashlib.sha256(code.encode()).hexdigest()
+        rows.append((code_hash, str(uuid.uuid4()), s256(verifier), redirect_uri))
+        minted.append({"code": code, "code_verifier": verifier})
+    with sqlite3.connect(path) as database:
+        database.executemany(
+            "INSERT INTO codes (code_hash, session_id, challenge, redirect_uri) "
+            "VALUES (?, ?, ?, ?)",
+            rows,
+        )
+    return minted
+
+
+if __name__ == "__main__":
+    database_path = Path(os.environ.get("FLOOR_DB", "floor.db"))
+    if sys.argv[1:] == ["--reset"]:
+        reset(database_path)
+    else:
+        json.dump(mint(database_path, int(sys.argv[1]), sys.argv[2]), sys.stdout)
