@@ -37,15 +37,15 @@ DOCS_CSP = PAGE_CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inli
 
 
 # What RequestContextMiddleware adds to an answer that has not set its own.
-Headers = tuple[tuple[bytes, bytes], ...]
-EVERY_ANSWER: Headers = (
+HeaderList = tuple[tuple[bytes, bytes], ...]
+EVERY_ANSWER: HeaderList = (
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
 )
 _PAGE_ONLY = ((b"x-frame-options", b"DENY"), (b"cache-control", b"no-store"))
 PAGE = ((b"content-security-policy", PAGE_CSP.encode()), *_PAGE_ONLY)
 DOCS_PAGE = ((b"content-security-policy", DOCS_CSP.encode()), *_PAGE_ONLY)
-HSTS: Headers = ((b"strict-transport-security", b"max-age=31536000"),)
+HSTS: HeaderList = ((b"strict-transport-security", b"max-age=31536000"),)
 
 
 # Pages' forms and the API's JSON are a few KiB; the protocol has its own 16 KiB
@@ -131,10 +131,10 @@ class RequestContextMiddleware:
         self.issuer = issuer
         self.issuer_path = issuer_path.rstrip("/") + "/"
         # The headers an answer gets unless it set its own, by kind of answer.
-        every = EVERY_ANSWER + (HSTS if hsts else ())
-        self.defaults_for_data = every
-        self.defaults_for_page = every + PAGE
-        self.defaults_for_docs = every + DOCS_PAGE
+        hsts_header = HSTS if hsts else ()
+        self.defaults_for_data = EVERY_ANSWER + hsts_header
+        self.defaults_for_page = EVERY_ANSWER + PAGE + hsts_header
+        self.defaults_for_docs = EVERY_ANSWER + DOCS_PAGE + hsts_header
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

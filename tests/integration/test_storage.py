@@ -203,7 +203,7 @@ def test_a_password_limited_token_carries_the_member_found_by_email(site: Site) 
 
 def test_rfc7009_revocation_is_for_the_client_the_token_was_issued_to(site: Site) -> None:
     client_id, secret, member_id = issue(site)
-    other_id, tool_secret, _pk = new_client(site, "Other Client", ["authorization_code"])
+    other_id, other_secret, _pk = new_client(site, "Other Client", ["authorization_code"])
     browser = site.browser()
     tokens = redeem(browser, client_id, secret, mint_code(site, client_id, member_id)).json()
     session_id = session_of(tokens["access_token"])
@@ -212,7 +212,7 @@ def test_rfc7009_revocation_is_for_the_client_the_token_was_issued_to(site: Site
         form = {"client_id": as_client, "client_secret": as_secret}
         return browser.post("/oauth2/revoke", data={"token": tokens["refresh_token"], **form})
 
-    stolen = revoke(other_id, tool_secret)
+    stolen = revoke(other_id, other_secret)
     assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant"
     assert not on_store(site, lambda store, db: store.session(db, session_id)).revoked
     assert revoke(client_id, secret).status_code == 200

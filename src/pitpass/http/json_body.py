@@ -1,7 +1,7 @@
 """JSON bodies of the protocol's answers, encoded with orjson (issue #14).
 
-The token endpoint is the hot path, and the standard library's encoder (answer, log
-line, claims) was a twentieth of its time under load (docs/benchmarks.md, the py-spy
+The token endpoint is the hot path, and the standard library's encoder (the answer and
+the log line) was a twentieth of its time under load (docs/benchmarks.md, the py-spy
 breakdown). FastAPI's `ORJSONResponse` does this but is deprecated. orjson writes the
 same bytes as Starlette's `JSONResponse` for the values these answers hold
 (strings, integers, booleans, null, lists and objects of them): compact
