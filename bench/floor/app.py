@@ -1,32 +1,36 @@
 """The floor of the code exchange on Pitpass's stack, for `../shared/peers` (issue #14).
 
-The least a PKCE code exchange can do on Starlette + uvicorn (uvloop, httptools) +
-stdlib `sqlite3` + PyJWT's ES256: parse the form, find the unspent code, check the
-S256 challenge, spend it, open a session, store a refresh token, commit, sign an
-access token, answer JSON. Nothing else: no client authentication, no keyed hashes,
-no access log, no metrics, no headers of its own. What it reaches in a run is the
-most Pitpass's code exchange could reach in that run on this stack; docs/benchmarks.md
-("The floor") says how to add it to the harness and what it measured.
+A PKCE code exchange with one transaction per request, as Pitpass does it, and nothing
+else, on the pieces Pitpass's token endpoint uses: a plain Starlette route served as
+`pitpass serve` serves (serve.py), stdlib `sqlite3` (WAL, synchronous=NORMAL),
+claims and answer encoded with orjson, ES256 by PyJWT's JWS layer. It parses the form,
+spends the unspent code whose challenge and redirect URI match, opens a session, stores
+a refresh token, commits, signs an access token and answers JSON with
+`Cache-Control: no-store` (RFC 6749 §5.1). No client authentication, keyed hashes,
+access log, metrics or request ids. What it reaches in a run bounds what a code exchange
+of this design reaches on this stack in that run; docs/benchmarks.md ("the floor of the
+code exchange") has the figures, README.md how to add it to the harness.
 
-Run by the harness as `uvicorn app:app` from this folder; the database is FLOOR_DB.
+Started by the harness as `python serve.py PORT` from this folder; the database is FLOOR_DB.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 import sqlite3
 import time
 import uuid
+from typing import Any
 from urllib.parse import parse_qsl
 
 import jwt
+import orjson
 from cryptography.hazmat.primitives.asymmetric import ec
-from mint import s256
+from mint import database_path, s256
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 ISSUER = "http://127.0.0.1:8601"
@@ -34,17 +38,23 @@ ACCESS_TOKEN_SECONDS = 600
 SESSION_SECONDS = 86_400
 SIGNING_KEY = ec.generate_private_key(ec.SECP256R1())
 # One connection, used by the event loop's thread only (a test client runs the app in another).
-database = sqlite3.connect(os.environ.get("FLOOR_DB", "floor.db"), check_same_thread=False)
+database = sqlite3.connect(database_path(), check_same_thread=False)
 database.execute("PRAGMA journal_mode=WAL")
 database.execute("PRAGMA synchronous=NORMAL")  # as Pitpass's SQLite engine
 
 
-def invalid_grant() -> Response:
-    return JSONResponse({"error": "invalid_grant"}, status_code=400)
+def answer(body: dict[str, Any], status_code: int = 200) -> Response:
+    return Response(
+        orjson.dumps(body),
+        status_code=status_code,
+        media_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
 
 
-async def token(request: Request) -> Response:
-    form = dict(parse_qsl((await request.body()).decode()))
+def exchange(form: dict[str, str]) -> tuple[str, str] | None:
+    """Spend the code and open its session and refresh token, in one transaction:
+    (session id, refresh token), or None when no unspent code matches."""
     code_hash = hashlib.sha256(form.get("code", "").encode()).hexdigest()
     row = database.execute(
         "SELECT session_id, challenge, redirect_uri FROM codes "
@@ -52,13 +62,19 @@ async def token(request: Request) -> Response:
         (code_hash,),
     ).fetchone()
     if row is None:
-        return invalid_grant()
+        return None
     session_id, challenge, redirect_uri = row
     if s256(form.get("code_verifier", "")) != challenge or form.get("redirect_uri") != redirect_uri:
-        return invalid_grant()
+        return None
     now = int(time.time())
+    spent = database.execute(
+        "UPDATE codes SET consumed_at = ? WHERE code_hash = ? AND consumed_at IS NULL",
+        (now, code_hash),
+    )
+    if spent.rowcount != 1:
+        database.rollback()
+        return None
     refresh_token = secrets.token_urlsafe(32)
-    database.execute("UPDATE codes SET consumed_at = ? WHERE code_hash = ?", (now, code_hash))
     database.execute(
         "INSERT INTO sessions (id, created_at, expires_at) VALUES (?, ?, ?)",
         (session_id, now, now + SESSION_SECONDS),
@@ -68,6 +84,15 @@ async def token(request: Request) -> Response:
         (hashlib.sha256(refresh_token.encode()).hexdigest(), session_id, now + SESSION_SECONDS),
     )
     database.commit()
+    return session_id, refresh_token
+
+
+async def token(request: Request) -> Response:
+    exchanged = exchange(dict(parse_qsl((await request.body()).decode())))
+    if exchanged is None:
+        return answer({"error": "invalid_grant"}, status_code=400)
+    session_id, refresh_token = exchanged
+    now = int(time.time())
     claims = {
         "iss": ISSUER,
         "sub": "1",
@@ -77,17 +102,16 @@ async def token(request: Request) -> Response:
         "jti": str(uuid.uuid4()),
         "session_id": session_id,
     }
-    access_token = jwt.encode(
-        claims, SIGNING_KEY, algorithm="ES256", headers={"typ": "at+jwt", "kid": "floor"}
+    access_token = jwt.api_jws.encode(
+        orjson.dumps(claims), SIGNING_KEY, algorithm="ES256", headers={"typ": "at+jwt"}
     )
-    return JSONResponse(
+    return answer(
         {
             "access_token": access_token,
             "token_type": "Bearer",
             "expires_in": ACCESS_TOKEN_SECONDS,
             "refresh_token": refresh_token,
-        },
-        headers={"Cache-Control": "no-store"},
+        }
     )
 
 

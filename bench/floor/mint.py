@@ -1,10 +1,12 @@
 """The harness's `mint_codes` command for the floor: `python mint.py N REDIRECT_URI` stores
 N unspent codes with S256 challenges in FLOOR_DB and prints them as the harness wants,
-a JSON list of {"code", "code_verifier"}. `python mint.py --reset` makes an empty database."""
+a JSON list of {"code", "code_verifier"}. `python mint.py --reset` makes an empty database.
+FLOOR_DB names the database: floor.db in the working folder unless set."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -24,6 +26,10 @@ CREATE TABLE refresh_tokens (token_hash TEXT PRIMARY KEY,
 """
 
 
+def database_path() -> Path:
+    return Path(os.environ.get("FLOOR_DB", "floor.db"))
+
+
 def s256(verifier: str) -> str:
     """The S256 code challenge of a verifier (RFC 7636 §4.2)."""
     digest = hashlib.sha256(verifier.encode()).digest()
@@ -33,7 +39,7 @@ def s256(verifier: str) -> str:
 def reset(path: Path) -> None:
     for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         stale.unlink(missing_ok=True)
-    with sqlite3.connect(path) as database:
+    with contextlib.closing(sqlite3.connect(path)) as database:
         database.execute("PRAGMA journal_mode=WAL")
         database.executescript(SCHEMA)
 
@@ -45,7 +51,7 @@ def mint(path: Path, count: int, redirect_uri: str) -> list[dict[str, str]]:
         code_hash = hashlib.sha256(code.encode()).hexdigest()
         rows.append((code_hash, str(uuid.uuid4()), s256(verifier), redirect_uri))
         minted.append({"code": code, "code_verifier": verifier})
-    with sqlite3.connect(path) as database:
+    with contextlib.closing(sqlite3.connect(path)) as database, database:
         database.executemany(
             "INSERT INTO codes (code_hash, session_id, challenge, redirect_uri) "
             "VALUES (?, ?, ?, ?)",
@@ -55,8 +61,7 @@ def mint(path: Path, count: int, redirect_uri: str) -> list[dict[str, str]]:
 
 
 if __name__ == "__main__":
-    database_path = Path(os.environ.get("FLOOR_DB", "floor.db"))
     if sys.argv[1:] == ["--reset"]:
-        reset(database_path)
+        reset(database_path())
     else:
-        json.dump(mint(database_path, int(sys.argv[1]), sys.argv[2]), sys.stdout)
+        json.dump(mint(database_path(), int(sys.argv[1]), sys.argv[2]), sys.stdout)

@@ -1,9 +1,13 @@
-"""bench/floor (issue #14): the floor really does a code exchange, so that what it
-reaches in the side-by-side run bounds what Pitpass's exchange could reach there."""
+"""bench/floor (issue #14): the floor really does a code exchange (a committed spend,
+session and refresh token, a real ES256 signature), so that what it reaches in the
+side-by-side run bounds what Pitpass's exchange could reach there."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import importlib
+import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,24 +19,41 @@ import pytest
 from starlette.testclient import TestClient
 
 FLOOR = Path(__file__).resolve().parents[2] / "bench" / "floor"
+FLOOR_MODULES = ("app", "mint")  # top-level names, as the harness runs them
 REDIRECT_URI = "http://127.0.0.1:9/cb"
+
+
+@contextlib.contextmanager
+def floor_modules() -> Iterator[None]:
+    """Import the floor's modules afresh, and leave sys.modules as it was."""
+    before = {name: sys.modules.pop(name) for name in FLOOR_MODULES if name in sys.modules}
+    try:
+        yield
+    finally:
+        for name in FLOOR_MODULES:
+            sys.modules.pop(name, None)
+        sys.modules.update(before)
 
 
 @pytest.fixture
 def floor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ModuleType, Any]]:
-    database = tmp_path / "floor.db"
-    monkeypatch.setenv("FLOOR_DB", str(database))
+    monkeypatch.setenv("FLOOR_DB", str(tmp_path / "floor.db"))
     monkeypatch.syspath_prepend(str(FLOOR))
-    for name in ("app", "mint"):
-        sys.modules.pop(name, None)
-    mint = importlib.import_module("mint")
-    mint.reset(database)
-    app = importlib.import_module("app")  # connects to FLOOR_DB on import
-    with TestClient(app.app) as client:
-        yield mint, client
-    app.database.close()
-    for name in ("app", "mint"):
-        sys.modules.pop(name, None)
+    with floor_modules():
+        mint = importlib.import_module("mint")
+        mint.reset(mint.database_path())
+        app = importlib.import_module("app")  # connects to FLOOR_DB on import
+        try:
+            with TestClient(app.app) as client:
+                yield app, client
+        finally:
+            app.database.close()
+
+
+def minted_code(app: ModuleType) -> dict[str, str]:
+    mint = sys.modules["mint"]
+    (minted,) = mint.mint(mint.database_path(), 1, REDIRECT_URI)
+    return dict(minted)
 
 
 def exchange(client: Any, code: str, verifier: str, redirect_uri: str = REDIRECT_URI) -> Any:
@@ -45,27 +66,50 @@ def exchange(client: Any, code: str, verifier: str, redirect_uri: str = REDIRECT
     return client.post("/token", data=form)
 
 
-def test_a_minted_code_is_exchanged_once_for_a_signed_token(floor: Any, tmp_path: Path) -> None:
-    mint, client = floor
-    (minted,) = mint.mint(tmp_path / "floor.db", 1, REDIRECT_URI)
+def committed(app: ModuleType, query: str, *params: str) -> list[tuple[Any, ...]]:
+    """What another connection sees: only what the floor committed."""
+    with contextlib.closing(sqlite3.connect(sys.modules["mint"].database_path())) as other:
+        return list(other.execute(query, params))
+
+
+def test_a_code_is_exchanged_once_for_committed_rows_and_a_signed_token(floor: Any) -> None:
+    app, client = floor
+    minted = minted_code(app)
 
     first = exchange(client, minted["code"], minted["code_verifier"])
     again = exchange(client, minted["code"], minted["code_verifier"])
 
     assert first.status_code == 200
-    header = jwt.get_unverified_header(first.json()["access_token"])
-    assert (header["alg"], header["typ"]) == ("ES256", "at+jwt")
-    assert first.json()["refresh_token"]
+    assert first.headers["cache-control"] == "no-store"
+    tokens = first.json()
+    claims = jwt.decode(
+        tokens["access_token"],
+        app.SIGNING_KEY.public_key(),
+        algorithms=["ES256"],
+        audience="data-server",
+    )
+    assert claims["exp"] - claims["iat"] == app.ACCESS_TOKEN_SECONDS
+    code_hash = hashlib.sha256(minted["code"].encode()).hexdigest()
+    ((consumed_at, session_id),) = committed(
+        app, "SELECT consumed_at, session_id FROM codes WHERE code_hash = ?", code_hash
+    )
+    assert consumed_at is not None
+    assert claims["session_id"] == session_id
+    assert committed(app, "SELECT id FROM sessions") == [(session_id,)]
+    refresh_hash = hashlib.sha256(tokens["refresh_token"].encode()).hexdigest()
+    assert committed(app, "SELECT token_hash, session_id FROM refresh_tokens") == [
+        (refresh_hash, session_id)
+    ]
     assert again.status_code == 400
     assert again.json() == {"error": "invalid_grant"}
 
 
 @pytest.mark.parametrize("mistake", ["verifier", "redirect_uri"])
-def test_a_wrong_verifier_or_redirect_uri_is_refused(
-    floor: Any, tmp_path: Path, mistake: str
+def test_a_wrong_verifier_or_redirect_uri_is_refused_and_spends_nothing(
+    floor: Any, mistake: str
 ) -> None:
-    mint, client = floor
-    (minted,) = mint.mint(tmp_path / "floor.db", 1, REDIRECT_URI)
+    app, client = floor
+    minted = minted_code(app)
     verifier = minted["code_verifier"] + ("x" if mistake == "verifier" else "")
     redirect_uri = REDIRECT_URI + ("/other" if mistake == "redirect_uri" else "")
 
@@ -73,3 +117,4 @@ def test_a_wrong_verifier_or_redirect_uri_is_refused(
 
     assert answer.status_code == 400
     assert answer.json() == {"error": "invalid_grant"}
+    assert committed(app, "SELECT count(*) FROM sessions") == [(0,)]
