@@ -4,7 +4,8 @@ A PKCE code exchange with one transaction per request, as Pitpass does it, and n
 else, on the pieces Pitpass's token endpoint uses: a plain Starlette route served as
 `pitpass serve` serves (serve.py), stdlib `sqlite3` (WAL, synchronous=NORMAL),
 claims and answer encoded with orjson, ES256 by PyJWT's JWS layer. It parses the form,
-spends the unspent code whose challenge and redirect URI match, opens a session, stores
+spends the unspent code whose S256 challenge (checked by Pitpass's `core.pkce`) and
+redirect URI match, opens a session, stores
 a refresh token, commits, signs an access token and answers JSON with
 `Cache-Control: no-store` (RFC 6749 §5.1). No client authentication, keyed hashes,
 access log, metrics or request ids. What it reaches in a run bounds what a code exchange
@@ -27,11 +28,13 @@ from urllib.parse import parse_qsl
 import jwt
 import orjson
 from cryptography.hazmat.primitives.asymmetric import ec
-from mint import database_path, s256
+from mint import database_path
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+
+from pitpass.core.pkce import verifier_matches
 
 ISSUER = "http://127.0.0.1:8601"
 ACCESS_TOKEN_SECONDS = 600
@@ -64,7 +67,12 @@ def exchange(form: dict[str, str]) -> tuple[str, str] | None:
     if row is None:
         return None
     session_id, challenge, redirect_uri = row
-    if s256(form.get("code_verifier", "")) != challenge or form.get("redirect_uri") != redirect_uri:
+    verifier = form.get("code_verifier", "")
+    # Pitpass's own check (RFC 7636 §4.6, constant time), as its exchange makes it.
+    if (
+        not verifier_matches(verifier, challenge, "S256")
+        or form.get("redirect_uri") != redirect_uri
+    ):
         return None
     now = int(time.time())
     spent = database.execute(

@@ -5,7 +5,6 @@ FLOOR_DB names the database: floor.db in the working folder unless set."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import json
@@ -15,6 +14,8 @@ import sqlite3
 import sys
 import uuid
 from pathlib import Path
+
+from pitpass.core.pkce import s256
 
 SCHEMA = """
 CREATE TABLE codes (code_hash TEXT PRIMARY KEY, session_id TEXT NOT NULL,
@@ -28,12 +29,6 @@ CREATE TABLE refresh_tokens (token_hash TEXT PRIMARY KEY,
 
 def database_path() -> Path:
     return Path(os.environ.get("FLOOR_DB", "floor.db"))
-
-
-def s256(verifier: str) -> str:
-    """The S256 code challenge of a verifier (RFC 7636 §4.2)."""
-    digest = hashlib.sha256(verifier.encode()).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def reset(path: Path) -> None:

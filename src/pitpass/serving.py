@@ -137,7 +137,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self.coalesced_writes: Any = CoalescedWrites(transport, self.loop)
+        self.coalesced_writes = CoalescedWrites(transport, self.loop)
         self.waiting_since = self.loop.time()
         self.header_deadline = self.loop.call_later(
             self.header_timeout, self._check_header_deadline
@@ -183,7 +183,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         previous = self.cycle
         HttpToolsProtocol.on_headers_complete(self)
         if self.cycle is not previous:  # a request to answer (not an upgrade)
-            self.cycle.transport = self.coalesced_writes
+            # Duck-typed: it writes, and hands everything else to the real transport.
+            self.cycle.transport = self.coalesced_writes  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
         HttpToolsProtocol.on_message_complete(self)

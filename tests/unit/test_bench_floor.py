@@ -36,7 +36,9 @@ def floor_modules() -> Iterator[None]:
 
 
 @pytest.fixture
-def floor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ModuleType, Any]]:
+def floor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[ModuleType, ModuleType, Any]]:
     monkeypatch.setenv("FLOOR_DB", str(tmp_path / "floor.db"))
     monkeypatch.syspath_prepend(str(FLOOR))
     with floor_modules():
@@ -45,13 +47,12 @@ def floor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Mod
         app = importlib.import_module("app")  # connects to FLOOR_DB on import
         try:
             with TestClient(app.app) as client:
-                yield app, client
+                yield app, mint, client
         finally:
             app.database.close()
 
 
-def minted_code(app: ModuleType) -> dict[str, str]:
-    mint = sys.modules["mint"]
+def minted_code(mint: ModuleType) -> dict[str, str]:
     (minted,) = mint.mint(mint.database_path(), 1, REDIRECT_URI)
     return dict(minted)
 
@@ -66,15 +67,15 @@ def exchange(client: Any, code: str, verifier: str, redirect_uri: str = REDIRECT
     return client.post("/token", data=form)
 
 
-def committed(app: ModuleType, query: str, *params: str) -> list[tuple[Any, ...]]:
+def committed(mint: ModuleType, query: str, *params: str) -> list[tuple[Any, ...]]:
     """What another connection sees: only what the floor committed."""
-    with contextlib.closing(sqlite3.connect(sys.modules["mint"].database_path())) as other:
+    with contextlib.closing(sqlite3.connect(mint.database_path())) as other:
         return list(other.execute(query, params))
 
 
 def test_a_code_is_exchanged_once_for_committed_rows_and_a_signed_token(floor: Any) -> None:
-    app, client = floor
-    minted = minted_code(app)
+    app, mint, client = floor
+    minted = minted_code(mint)
 
     first = exchange(client, minted["code"], minted["code_verifier"])
     again = exchange(client, minted["code"], minted["code_verifier"])
@@ -91,13 +92,13 @@ def test_a_code_is_exchanged_once_for_committed_rows_and_a_signed_token(floor: A
     assert claims["exp"] - claims["iat"] == app.ACCESS_TOKEN_SECONDS
     code_hash = hashlib.sha256(minted["code"].encode()).hexdigest()
     ((consumed_at, session_id),) = committed(
-        app, "SELECT consumed_at, session_id FROM codes WHERE code_hash = ?", code_hash
+        mint, "SELECT consumed_at, session_id FROM codes WHERE code_hash = ?", code_hash
     )
     assert consumed_at is not None
     assert claims["session_id"] == session_id
-    assert committed(app, "SELECT id FROM sessions") == [(session_id,)]
+    assert committed(mint, "SELECT id FROM sessions") == [(session_id,)]
     refresh_hash = hashlib.sha256(tokens["refresh_token"].encode()).hexdigest()
-    assert committed(app, "SELECT token_hash, session_id FROM refresh_tokens") == [
+    assert committed(mint, "SELECT token_hash, session_id FROM refresh_tokens") == [
         (refresh_hash, session_id)
     ]
     assert again.status_code == 400
@@ -108,8 +109,8 @@ def test_a_code_is_exchanged_once_for_committed_rows_and_a_signed_token(floor: A
 def test_a_wrong_verifier_or_redirect_uri_is_refused_and_spends_nothing(
     floor: Any, mistake: str
 ) -> None:
-    app, client = floor
-    minted = minted_code(app)
+    _app, mint, client = floor
+    minted = minted_code(mint)
     verifier = minted["code_verifier"] + ("x" if mistake == "verifier" else "")
     redirect_uri = REDIRECT_URI + ("/other" if mistake == "redirect_uri" else "")
 
@@ -117,4 +118,4 @@ def test_a_wrong_verifier_or_redirect_uri_is_refused_and_spends_nothing(
 
     assert answer.status_code == 400
     assert answer.json() == {"error": "invalid_grant"}
-    assert committed(app, "SELECT count(*) FROM sessions") == [(0,)]
+    assert committed(mint, "SELECT count(*) FROM sessions") == [(0,)]
